@@ -1,0 +1,140 @@
+#include "source/common/stats.h"
+
+#include <fmt/format.h>
+
+namespace corral::stats {
+namespace {
+thread_local size_t tls_slot = 0;
+
+struct PromName {
+  std::string name;
+  std::string labels;
+};
+
+std::string sanitize(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    out.push_back((std::isalnum(static_cast<unsigned char>(c)) != 0) ? c : '_');
+  }
+  return out;
+}
+
+std::string escapeLabel(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') {
+      out.push_back('\\');
+    }
+    out.push_back(c == '\n' ? ' ' : c);
+  }
+  return out;
+}
+
+// "cluster.foo.upstream_rq_total" -> envoy_cluster_upstream_rq_total{envoy_cluster_name="foo"}.
+PromName promName(const std::string& full) {
+  struct Rule {
+    std::string_view prefix;
+    std::string_view label;
+  };
+  static constexpr Rule kRules[] = {{"http.", "envoy_http_conn_manager_prefix"},
+                                    {"cluster.", "envoy_cluster_name"},
+                                    {"listener.", "envoy_listener_address"}};
+  for (const auto& rule : kRules) {
+    if (full.rfind(rule.prefix, 0) != 0) {
+      continue;
+    }
+    const size_t start = rule.prefix.size();
+    const size_t dot = full.find('.', start);
+    if (dot == std::string::npos) {
+      break;
+    }
+    std::string base(rule.prefix.substr(0, rule.prefix.size() - 1));
+    return {"envoy_" + sanitize(base + "_" + full.substr(dot + 1)),
+            fmt::format("{{{}=\"{}\"}}", rule.label, escapeLabel(full.substr(start, dot - start)))};
+  }
+  return {"envoy_" + sanitize(full), ""};
+}
+} // namespace
+
+void setThreadSlot(size_t slot) { tls_slot = slot < kMaxSlots ? slot : 0; }
+size_t threadSlot() { return tls_slot; }
+
+uint64_t Counter::value() const {
+  uint64_t sum = 0;
+  for (const auto& s : slots_) {
+    sum += s.v.load(std::memory_order_relaxed);
+  }
+  return sum;
+}
+
+int64_t Gauge::value() const {
+  int64_t sum = 0;
+  for (const auto& s : slots_) {
+    sum += s.v.load(std::memory_order_relaxed);
+  }
+  return sum;
+}
+
+Counter& Store::counter(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = counters_[name];
+  if (!slot) {
+    slot = std::make_unique<Counter>();
+  }
+  return *slot;
+}
+
+Gauge& Store::gauge(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = gauges_[name];
+  if (!slot) {
+    slot = std::make_unique<Gauge>();
+  }
+  return *slot;
+}
+
+std::string Store::renderText() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, std::string> lines;
+  for (const auto& [name, c] : counters_) {
+    lines[name] = std::to_string(c->value());
+  }
+  for (const auto& [name, g] : gauges_) {
+    lines[name] = std::to_string(g->value());
+  }
+  std::string out;
+  for (const auto& [name, value] : lines) {
+    out += fmt::format("{}: {}\n", name, value);
+  }
+  return out;
+}
+
+std::string Store::renderPrometheus() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Group samples by metric name so each # TYPE line appears once.
+  std::map<std::string, std::pair<std::string, std::vector<std::string>>> metrics;
+  for (const auto& [name, c] : counters_) {
+    auto p = promName(name);
+    auto& m = metrics[p.name];
+    m.first = "counter";
+    m.second.push_back(fmt::format("{}{} {}", p.name, p.labels, c->value()));
+  }
+  for (const auto& [name, g] : gauges_) {
+    auto p = promName(name);
+    auto& m = metrics[p.name];
+    m.first = "gauge";
+    m.second.push_back(fmt::format("{}{} {}", p.name, p.labels, g->value()));
+  }
+  std::string out;
+  for (const auto& [name, m] : metrics) {
+    out += fmt::format("# TYPE {} {}\n", name, m.first);
+    for (const auto& line : m.second) {
+      out += line;
+      out += '\n';
+    }
+  }
+  return out;
+}
+
+} // namespace corral::stats

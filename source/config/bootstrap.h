@@ -1,0 +1,143 @@
+#pragma once
+// The typed form of the subset of Envoy's v3 bootstrap that corral accepts. Produced by the
+// loader (bootstrap_loader.h), immutable afterwards and shared read-only by all threads.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <re2/re2.h>
+#include <yaml-cpp/yaml.h>
+
+namespace corral::config {
+
+using Millis = std::chrono::milliseconds;
+
+struct SocketAddress {
+  std::string address;
+  uint32_t port = 0;
+};
+
+// A filter-specific config block kept as YAML for the filter that owns it. `path` is its YAML
+// path, so the filter's own validation can name it in errors.
+struct TypedConfig {
+  std::string type_url; // the "@type" value, may be empty
+  YAML::Node node;      // the whole typed_config mapping
+  std::string path;
+};
+using PerFilterConfigs = std::map<std::string, TypedConfig>;
+
+struct AccessLog {
+  enum class Sink { Stdout, Stderr, File };
+  Sink sink = Sink::Stdout;
+  std::string path;   // for File
+  std::string format; // Envoy command-operator text format; empty = Envoy's default format
+};
+
+struct HeaderMatcher {
+  enum class Kind { Exact, Prefix, Suffix, Contains, Regex, Present };
+  std::string name; // lower-cased
+  Kind kind = Kind::Present;
+  std::string value;
+  std::shared_ptr<const re2::RE2> regex;
+  bool present = true; // for Present: whether the header must be present
+  bool invert = false;
+};
+
+struct RouteMatch {
+  enum class Kind { Prefix, Path, Regex };
+  Kind kind = Kind::Prefix;
+  std::string value;
+  std::shared_ptr<const re2::RE2> regex;
+  bool case_sensitive = true;
+  std::vector<HeaderMatcher> headers;
+};
+
+struct RouteAction {
+  std::string cluster;
+  std::optional<std::string> prefix_rewrite;
+  std::optional<std::string> host_rewrite_literal;
+  Millis timeout{15000}; // Envoy's default; 0 disables
+};
+
+struct DirectResponse {
+  uint32_t status = 200;
+  std::string body;
+};
+
+struct Route {
+  std::string name;
+  RouteMatch match;
+  std::optional<RouteAction> route;
+  std::optional<DirectResponse> direct_response;
+  PerFilterConfigs typed_per_filter_config;
+};
+
+struct VirtualHost {
+  std::string name;
+  std::vector<std::string> domains; // lower-cased
+  std::vector<Route> routes;
+  PerFilterConfigs typed_per_filter_config;
+};
+
+struct RouteConfiguration {
+  std::string name;
+  std::vector<VirtualHost> virtual_hosts;
+};
+
+struct HttpFilter {
+  std::string name;
+  TypedConfig typed_config;
+};
+
+struct HttpConnectionManager {
+  std::string stat_prefix;
+  RouteConfiguration route_config;
+  std::vector<HttpFilter> http_filters;
+  std::vector<AccessLog> access_logs;
+  Millis stream_idle_timeout{300000}; // Envoy's default 5 min; 0 disables
+  Millis request_timeout{0};          // disabled by default, as in Envoy
+  Millis idle_timeout{3600000};       // connection idle, Envoy's default 1 h; 0 disables
+  uint32_t max_request_headers_kb = 60;
+  uint32_t max_headers_count = 100;
+  bool generate_request_id = true;
+};
+
+struct Listener {
+  std::string name;
+  SocketAddress address;
+  HttpConnectionManager hcm;
+};
+
+struct CircuitBreakers {
+  uint32_t max_connections = 1024;
+  uint32_t max_pending_requests = 1024;
+  uint32_t max_requests = 1024;
+};
+
+struct Cluster {
+  enum class Type { Static, StrictDns };
+  enum class LbPolicy { RoundRobin, LeastRequest, Random };
+  std::string name;
+  Millis connect_timeout{5000};
+  Type type = Type::Static;
+  LbPolicy lb_policy = LbPolicy::RoundRobin;
+  std::vector<SocketAddress> endpoints;
+  CircuitBreakers circuit_breakers;
+};
+
+struct Bootstrap {
+  std::optional<SocketAddress> admin_address;
+  std::string node_id;
+  std::string node_cluster;
+  std::vector<Listener> listeners;
+  std::vector<Cluster> clusters;
+  YAML::Node corral; // corral's own section; validated by the modules that own it
+  YAML::Node raw;    // the whole document, for /config_dump
+};
+
+} // namespace corral::config

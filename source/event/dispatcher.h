@@ -1,0 +1,81 @@
+#pragma once
+// One event loop (libevent event_base) per thread, like Envoy's Dispatcher.
+//
+// Thread-safety: everything except post() and exit() must be called on the loop's own thread.
+// post() may be called from any thread; the callback runs on the loop's thread.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+struct event_base;
+struct event;
+
+namespace corral::event {
+
+class Dispatcher;
+
+// An object whose destruction must wait until the current callback has unwound (Envoy's
+// deferredDelete): a stream that completes inside its own filter callback, for instance.
+class DeferredDeletable {
+public:
+  virtual ~DeferredDeletable() = default;
+};
+
+// A one-shot timer owned by its user; destroying it cancels it.
+class Timer {
+public:
+  Timer(Dispatcher& dispatcher, std::function<void()> cb);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void enable(std::chrono::milliseconds timeout);
+  void disable();
+  bool enabled() const;
+
+private:
+  static void onFire(int, short, void* arg);
+  struct event* ev_;
+  std::function<void()> cb_;
+};
+using TimerPtr = std::unique_ptr<Timer>;
+
+class Dispatcher {
+public:
+  Dispatcher();
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  event_base* base() { return base_; }
+  TimerPtr createTimer(std::function<void()> cb) {
+    return std::make_unique<Timer>(*this, std::move(cb));
+  }
+  // Runs cb on this loop's thread soon. Any thread.
+  void post(std::function<void()> cb);
+  // Destroys `d` on this loop's thread after the current callback returns. Loop thread only.
+  void deferredDelete(std::unique_ptr<DeferredDeletable> d);
+  // Destroys everything pending deletion now (for tests and shutdown).
+  void clearDeferredDeleteList();
+  // Runs the loop until exit() is called.
+  void run();
+  // Any thread.
+  void exit();
+private:
+  static void onPost(int, short, void* arg);
+  static void onDeferred(int, short, void* arg);
+  void runPosted();
+
+  event_base* base_;
+  int post_fd_; // eventfd: posts wake the loop without locking the event_base
+  struct event* post_ev_;
+  struct event* deferred_ev_;
+  std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
+  std::mutex post_mu_;
+  std::vector<std::function<void()>> posted_;
+};
+
+} // namespace corral::event

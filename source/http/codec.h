@@ -1,0 +1,115 @@
+#pragma once
+// HTTP/1.1 wire codec on Node's http-parser (Debian's libhttp-parser, strict build).
+//
+// The parsers turn bytes into header maps (with pseudo-headers), body chunks, trailers and a
+// message-complete event; they enforce the header-block limits and report malformed input as a
+// CodecError carrying the status Envoy would answer (400, 431, ...). The encoders write heads
+// and chunk framing. Not thread-safe; one parser per connection.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <http_parser.h>
+
+#include "source/http/header_map.h"
+
+namespace corral::http {
+
+struct CodecError {
+  uint32_t status;     // the HTTP status to answer with (downstream) or 502/503 (upstream)
+  std::string details; // short reason, e.g. "http1.codec_error"
+};
+
+class MessageCallbacks {
+public:
+  virtual ~MessageCallbacks() = default;
+  // end_stream: the message has no body (and no trailers).
+  virtual void onHeaders(HeaderMapPtr headers, bool end_stream) = 0;
+  virtual void onBody(std::string_view data) = 0;
+  virtual void onTrailers(HeaderMapPtr trailers) = 0;
+  // End of the message. If the headers said end_stream, only this follows.
+  virtual void onMessageComplete() = 0;
+};
+
+struct ParserLimits {
+  size_t max_header_bytes = 60 * 1024;
+  size_t max_headers = 100;
+};
+
+class Parser {
+public:
+  enum class Type { Request, Response };
+  Parser(Type type, MessageCallbacks& callbacks, ParserLimits limits = {});
+
+  // Parses up to `len` bytes. Parsing stops after each complete message (so pipelined requests
+  // are taken one at a time): call resume() before feeding the rest. Returns the bytes consumed,
+  // or an error.
+  struct Result {
+    size_t consumed = 0;
+    std::optional<CodecError> error;
+  };
+  Result feed(const char* data, size_t len);
+  // Tells a response parser that the peer closed: completes a close-delimited body.
+  Result feedEof();
+  void resume();
+  bool paused() const { return paused_; }
+
+  // Response parser: the request was HEAD, so the response has no body whatever it says.
+  void setHeadRequest(bool head) { head_request_ = head; }
+  // After onHeaders/onMessageComplete: whether the connection may carry another message.
+  bool keepAlive() const { return http_should_keep_alive(&parser_) != 0; }
+  uint16_t httpMinor() const { return parser_.http_minor; }
+  uint16_t httpMajor() const { return parser_.http_major; }
+  bool chunked() const { return (parser_.flags & F_CHUNKED) != 0; }
+  // True while inside a message (headers started, message not complete).
+  bool midMessage() const { return in_message_; }
+
+private:
+  static int onMessageBegin(http_parser* p);
+  static int onUrl(http_parser* p, const char* at, size_t len);
+  static int onStatus(http_parser* p, const char* at, size_t len);
+  static int onHeaderField(http_parser* p, const char* at, size_t len);
+  static int onHeaderValue(http_parser* p, const char* at, size_t len);
+  static int onHeadersComplete(http_parser* p);
+  static int onBodyCb(http_parser* p, const char* at, size_t len);
+  static int onMessageCompleteCb(http_parser* p);
+  static const http_parser_settings& settings();
+
+  bool countHeaderBytes(size_t n);
+  void finishHeaderLine();
+  int fail(uint32_t status, std::string details);
+  Result errorResult(size_t consumed);
+
+  http_parser parser_;
+  Type type_;
+  MessageCallbacks& callbacks_;
+  ParserLimits limits_;
+  HeaderMapPtr headers_;
+  std::string url_;
+  std::string field_;
+  std::string value_;
+  bool last_was_value_ = false;
+  bool headers_done_ = false;
+  bool in_message_ = false;
+  bool paused_ = false;
+  bool head_request_ = false;
+  size_t header_bytes_ = 0;
+  std::optional<CodecError> error_;
+};
+
+// Canonical reason phrase for a status code ("Not Found"), or "Unknown".
+std::string_view reasonPhrase(uint32_t status);
+
+// Appends "METHOD path HTTP/1.1\r\n" and the non-pseudo headers, plus Host from :authority.
+void encodeRequestHead(std::string& out, const HeaderMap& headers);
+// Appends "HTTP/1.1 NNN Reason\r\n" and the non-pseudo headers.
+void encodeResponseHead(std::string& out, const HeaderMap& headers);
+// Appends one chunk in chunked framing (nothing for an empty chunk).
+void encodeChunk(std::string& out, std::string_view data);
+// Appends the last chunk and trailers (if any).
+void encodeLastChunk(std::string& out, const HeaderMap* trailers);
+
+} // namespace corral::http

@@ -1,0 +1,430 @@
+#include "source/http/conn_manager.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include <random>
+
+#include <fmt/format.h>
+
+#include "source/common/assert.h"
+
+namespace corral::http {
+
+namespace {
+constexpr auto kDelayedClose = std::chrono::milliseconds(1000); // Envoy's delayed_close_timeout
+
+bool hopByHop(std::string_view key) {
+  return key == "connection" || key == "keep-alive" || key == "proxy-connection" ||
+         key == "transfer-encoding" || key == "upgrade" || key == "te" ||
+         key == "proxy-authenticate" || key == "trailer";
+}
+} // namespace
+
+std::string generateRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const uint64_t a = rng();
+  const uint64_t b = rng();
+  // Version 4, variant 10xx.
+  return fmt::format("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", static_cast<uint32_t>(a >> 32),
+                     static_cast<uint32_t>((a >> 16) & 0xffff), static_cast<uint32_t>(a & 0xfff),
+                     static_cast<uint32_t>(0x8000 | ((b >> 48) & 0x3fff)),
+                     b & 0xffffffffffffULL);
+}
+
+ServerConnection::ServerConnection(ConnectionOwner& owner, ConnectionManagerConfigSharedPtr config,
+                                   int fd, std::string remote_address, std::string local_address)
+    : owner_(owner), config_(std::move(config)),
+      bev_(bufferevent_socket_new(owner.dispatcher().base(), fd, BEV_OPT_CLOSE_ON_FREE)),
+      parser_(Parser::Type::Request, *this,
+              ParserLimits{config_->hcm().max_request_headers_kb * 1024ULL,
+                           config_->hcm().max_headers_count}),
+      remote_address_(std::move(remote_address)), local_address_(std::move(local_address)) {
+  CORRAL_RELEASE_ASSERT(bev_ != nullptr, "bufferevent_socket_new");
+  bufferevent_setcb(bev_, &ServerConnection::onReadCb, &ServerConnection::onWriteCb,
+                    &ServerConnection::onEventCb, this);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  config_->stats().downstream_cx_total.inc();
+  config_->stats().downstream_cx_active.inc();
+  armIdleTimer();
+}
+
+ServerConnection::~ServerConnection() {
+  stream_.reset();
+  bufferevent_free(bev_);
+  config_->stats().downstream_cx_active.dec();
+  config_->stats().downstream_cx_destroy.inc();
+}
+
+void ServerConnection::armIdleTimer() {
+  const auto timeout = config_->hcm().idle_timeout;
+  if (timeout.count() == 0) {
+    return;
+  }
+  if (!idle_timer_) {
+    idle_timer_ = owner_.dispatcher().createTimer([this] {
+      config_->stats().downstream_cx_idle_timeout.inc();
+      close();
+    });
+  }
+  idle_timer_->enable(timeout);
+}
+
+void ServerConnection::onReadCb(bufferevent*, void* arg) {
+  static_cast<ServerConnection*>(arg)->processInput();
+}
+
+void ServerConnection::onWriteCb(bufferevent*, void* arg) {
+  auto* self = static_cast<ServerConnection*>(arg);
+  if (self->closing_) {
+    self->close();
+    return;
+  }
+  if (self->drained_cb_) {
+    auto cb = std::move(self->drained_cb_);
+    self->drained_cb_ = nullptr;
+    cb();
+  }
+}
+
+void ServerConnection::onEventCb(bufferevent*, short events, void* arg) {
+  auto* self = static_cast<ServerConnection*>(arg);
+  if ((events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) != 0) {
+    if (self->stream_ && !self->closing_) {
+      self->config_->stats().downstream_rq_rx_reset.inc();
+      self->stream_->info().addResponseFlag("DC");
+      if (!self->stream_->info().response_code) {
+        self->stream_->info().response_code_details = "downstream_remote_disconnect";
+      }
+    }
+    self->close();
+  }
+}
+
+void ServerConnection::processInput() {
+  evbuffer* in = bufferevent_get_input(bev_);
+  while (!closed_ && !closing_) {
+    if (parser_.paused()) {
+      if (stream_) {
+        // A complete request is being answered; pipelined bytes wait, unread.
+        bufferevent_disable(bev_, EV_READ);
+        return;
+      }
+      parser_.resume();
+    }
+    const size_t len = evbuffer_get_length(in);
+    if (len == 0) {
+      return;
+    }
+    evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) {
+      return;
+    }
+    if (stream_) {
+      stream_->onActivity();
+    } else if (idle_timer_) {
+      idle_timer_->disable();
+    }
+    const auto result = parser_.feed(static_cast<const char*>(v.iov_base), v.iov_len);
+    if (closed_) {
+      return;
+    }
+    evbuffer_drain(in, result.consumed);
+    if (result.error) {
+      onCodecError(*result.error);
+      return;
+    }
+    if (result.consumed == 0 && !parser_.paused()) {
+      return;
+    }
+  }
+}
+
+void ServerConnection::onHeaders(HeaderMapPtr headers, bool end_stream) {
+  if (idle_timer_) {
+    idle_timer_->disable();
+  }
+  request_minor_ = parser_.httpMinor();
+  keep_alive_ = parser_.keepAlive();
+  head_request_ = headers->getView(":method") == "HEAD";
+  chunked_response_ = false;
+
+  StreamInfo info;
+  info.start_time = std::chrono::system_clock::now();
+  info.start_steady = std::chrono::steady_clock::now();
+  info.downstream_remote_address = remote_address_;
+  info.downstream_local_address = local_address_;
+  info.protocol_minor = request_minor_;
+
+  // Hop-by-hop fields, including those the Connection header names, stop here.
+  HeaderMap& h = *headers;
+  bool te_trailers = false;
+  for (auto conn : h.getAll("connection")) {
+    std::string_view list = conn;
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      std::string_view token = list.substr(0, comma);
+      while (!token.empty() && token.front() == ' ') {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && token.back() == ' ') {
+        token.remove_suffix(1);
+      }
+      const std::string name = toLower(token);
+      if (!name.empty() && name[0] != ':' && name != "host" && name != "content-length") {
+        h.remove(name);
+      }
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+  }
+  if (const std::string* te = h.get("te")) {
+    te_trailers = hasToken(*te, "trailers");
+  }
+  auto& e = h.entries();
+  e.erase(std::remove_if(e.begin(), e.end(), [](const HeaderEntry& x) { return hopByHop(x.key); }),
+          e.end());
+  if (te_trailers) {
+    h.add("te", "trailers");
+  }
+
+  // Expect: 100-continue is answered here, as Envoy does by default.
+  if (const std::string* expect = h.get("expect"); expect && equalsIgnoreCase(*expect, "100-continue")) {
+    h.remove("expect");
+    if (request_minor_ >= 1 && !end_stream) {
+      writeRaw("HTTP/1.1 100 Continue\r\n\r\n");
+    }
+  }
+
+  // Forwarding facts.
+  const std::string ip = remote_address_.substr(0, remote_address_.rfind(':'));
+  if (const std::string* xff = h.get("x-forwarded-for")) {
+    h.set("x-forwarded-for", *xff + ", " + ip);
+  } else {
+    h.add("x-forwarded-for", ip);
+  }
+  if (h.get("x-forwarded-proto") == nullptr) {
+    h.add("x-forwarded-proto", "http");
+  }
+  if (config_->hcm().generate_request_id && h.get("x-request-id") == nullptr) {
+    h.add("x-request-id", generateRequestId());
+  }
+
+  stream_ = std::make_unique<ActiveStream>(*this, *config_, std::move(info));
+  stream_->decodeHeaders(std::move(headers), end_stream);
+}
+
+void ServerConnection::onBody(std::string_view data) {
+  if (stream_) {
+    stream_->decodeData(data);
+  }
+}
+
+void ServerConnection::onTrailers(HeaderMapPtr trailers) {
+  if (stream_) {
+    stream_->decodeTrailers(std::move(trailers));
+  }
+}
+
+void ServerConnection::onMessageComplete() {
+  if (stream_) {
+    stream_->decodeComplete();
+  }
+}
+
+void ServerConnection::onCodecError(const CodecError& error) {
+  config_->stats().downstream_cx_protocol_error.inc();
+  CORRAL_LOG(debug, "downstream {}: codec error {} ({})", remote_address_, error.status,
+             error.details);
+  if (stream_ && stream_->responseStarted()) {
+    close();
+    return;
+  }
+  if (stream_) {
+    // The stream ends here; its filters are told and its access log written.
+    stream_->info().response_code_details = error.details;
+    stream_->info().response_code = error.status;
+    stream_->destroyFilters();
+    owner_.dispatcher().deferredDelete(std::move(stream_));
+  }
+  const std::string_view reason = reasonPhrase(error.status);
+  config_->stats().downstream_rq_xx[error.status / 100]->inc();
+  writeRaw(fmt::format("HTTP/1.1 {} {}\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n"
+                       "x-corral-error: {}\r\nconnection: close\r\n\r\n{}",
+                       error.status, reason, reason.size(), error.details, reason));
+  closeAfterFlush();
+}
+
+void ServerConnection::writeRaw(std::string_view data) {
+  bufferevent_write(bev_, data.data(), data.size());
+}
+
+void ServerConnection::writeHeaders(HeaderMap& headers, bool end_stream) {
+  if (closed_) {
+    return;
+  }
+  uint32_t status = 0;
+  for (char c : headers.getView(":status")) {
+    status = status * 10 + static_cast<uint32_t>(c - '0');
+  }
+  const bool no_body = head_request_ || status == 204 || status == 304 || status < 200;
+  chunked_response_ = false;
+  if (!no_body && headers.get("content-length") == nullptr) {
+    if (end_stream) {
+      headers.add("content-length", "0");
+    } else if (request_minor_ >= 1) {
+      headers.set("transfer-encoding", "chunked");
+      chunked_response_ = true;
+    } else {
+      close_after_response_ = true; // HTTP/1.0: the body ends when the connection does
+    }
+  }
+  if (!keep_alive_ || owner_.draining()) {
+    close_after_response_ = true;
+  }
+  if (close_after_response_) {
+    headers.set("connection", "close");
+  } else if (request_minor_ == 0) {
+    headers.set("connection", "keep-alive");
+  }
+  headers.set("server", "corral");
+  thread_local std::string scratch;
+  scratch.clear();
+  encodeResponseHead(scratch, headers);
+  writeRaw(scratch);
+  if (stream_) {
+    stream_->onActivity();
+  }
+}
+
+void ServerConnection::writeData(std::string_view data, bool end_stream) {
+  if (closed_ || head_request_) {
+    return;
+  }
+  if (chunked_response_) {
+    thread_local std::string scratch;
+    scratch.clear();
+    if (!data.empty()) {
+      scratch = fmt::format("{:x}\r\n", data.size());
+      writeRaw(scratch);
+      writeRaw(data);
+      writeRaw("\r\n");
+    }
+    if (end_stream) {
+      writeRaw("0\r\n\r\n");
+    }
+  } else if (!data.empty()) {
+    writeRaw(data);
+  }
+  if (stream_) {
+    stream_->onActivity();
+  }
+}
+
+void ServerConnection::writeTrailers(const HeaderMap& trailers) {
+  if (closed_ || head_request_) {
+    return;
+  }
+  if (chunked_response_) {
+    thread_local std::string scratch;
+    scratch.clear();
+    encodeLastChunk(scratch, &trailers);
+    writeRaw(scratch);
+  }
+}
+
+void ServerConnection::readDisable(bool disable) {
+  read_disabled_by_stream_ = disable;
+  if (disable) {
+    bufferevent_disable(bev_, EV_READ);
+  } else if (!closing_ && !closed_) {
+    bufferevent_enable(bev_, EV_READ);
+  }
+}
+
+size_t ServerConnection::bufferedWriteBytes() const {
+  return evbuffer_get_length(bufferevent_get_output(bev_));
+}
+
+void ServerConnection::onWriteDrained(std::function<void()> cb) { drained_cb_ = std::move(cb); }
+
+void ServerConnection::onResponseComplete() {
+  if (!stream_) {
+    return;
+  }
+  if (!stream_->requestComplete()) {
+    // Answered before the request was read in full (an early reply): we cannot find the next
+    // request's start without reading this body, so close, as Envoy does.
+    close_after_response_ = true;
+  }
+  finishStream();
+  if (close_after_response_ || owner_.draining()) {
+    closeAfterFlush();
+    return;
+  }
+  if (read_disabled_by_stream_) {
+    read_disabled_by_stream_ = false;
+  }
+  bufferevent_enable(bev_, EV_READ);
+  if (evbuffer_get_length(bufferevent_get_input(bev_)) > 0) {
+    if (!resume_timer_) {
+      resume_timer_ = owner_.dispatcher().createTimer([this] { processInput(); });
+    }
+    resume_timer_->enable(std::chrono::milliseconds(0));
+  } else {
+    armIdleTimer();
+  }
+}
+
+void ServerConnection::finishStream() {
+  stream_->destroyFilters();
+  owner_.dispatcher().deferredDelete(std::move(stream_));
+}
+
+void ServerConnection::onStreamReset(std::string_view details) {
+  CORRAL_LOG(debug, "downstream {}: stream reset ({})", remote_address_, details);
+  close();
+}
+
+void ServerConnection::startDrain() {
+  if (!stream_) {
+    closeAfterFlush();
+  } else {
+    close_after_response_ = true;
+  }
+}
+
+void ServerConnection::closeAfterFlush() {
+  if (closed_ || closing_) {
+    return;
+  }
+  closing_ = true;
+  bufferevent_disable(bev_, EV_READ);
+  if (idle_timer_) {
+    idle_timer_->disable();
+  }
+  if (bufferedWriteBytes() == 0) {
+    close();
+    return;
+  }
+  flush_timer_ = owner_.dispatcher().createTimer([this] { close(); });
+  flush_timer_->enable(kDelayedClose);
+}
+
+void ServerConnection::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  if (stream_) {
+    stream_->destroyFilters();
+    owner_.dispatcher().deferredDelete(std::move(stream_));
+  }
+  idle_timer_.reset();
+  resume_timer_.reset();
+  flush_timer_.reset();
+  owner_.onConnectionClosed(*this);
+}
+
+} // namespace corral::http

@@ -1,0 +1,116 @@
+#include "source/http/header_map.h"
+
+#include <algorithm>
+
+namespace corral::http {
+
+std::string toLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    x = (x >= 'A' && x <= 'Z') ? static_cast<char>(x - 'A' + 'a') : x;
+    y = (y >= 'A' && y <= 'Z') ? static_cast<char>(y - 'A' + 'a') : y;
+    if (x != y) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool hasToken(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
+      item.remove_prefix(1);
+    }
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
+      item.remove_suffix(1);
+    }
+    if (equalsIgnoreCase(item, token)) {
+      return true;
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+const std::string* HeaderMap::get(std::string_view key) const {
+  for (const auto& e : entries_) {
+    if (e.key == key) {
+      return &e.value;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<std::string_view> HeaderMap::getAll(std::string_view key) const {
+  std::vector<std::string_view> out;
+  for (const auto& e : entries_) {
+    if (e.key == key) {
+      out.emplace_back(e.value);
+    }
+  }
+  return out;
+}
+
+void HeaderMap::add(std::string_view key, std::string_view value) {
+  entries_.push_back({toLower(key), std::string(value)});
+}
+
+void HeaderMap::set(std::string_view key, std::string_view value) {
+  const std::string k = toLower(key);
+  bool placed = false;
+  auto it = entries_.begin();
+  while (it != entries_.end()) {
+    if (it->key == k) {
+      if (!placed) {
+        it->value = std::string(value);
+        placed = true;
+        ++it;
+      } else {
+        it = entries_.erase(it);
+      }
+    } else {
+      ++it;
+    }
+  }
+  if (!placed) {
+    entries_.push_back({k, std::string(value)});
+  }
+}
+
+size_t HeaderMap::remove(std::string_view key) {
+  const std::string k = toLower(key);
+  const size_t before = entries_.size();
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                [&](const HeaderEntry& e) { return e.key == k; }),
+                 entries_.end());
+  return before - entries_.size();
+}
+
+size_t HeaderMap::byteSize() const {
+  size_t n = 0;
+  for (const auto& e : entries_) {
+    n += e.key.size() + e.value.size();
+  }
+  return n;
+}
+
+} // namespace corral::http
