@@ -20,7 +20,10 @@
 
 namespace corral::http {
 
-enum class FilterHeadersStatus { Continue, StopIteration };
+// StopIteration: later filters do not see the headers yet, but this filter still receives the
+// body and trailers (and may Continue from those callbacks). StopAllIterationAndBuffer: this
+// filter receives nothing more until it calls continue*(); the manager buffers the body for it.
+enum class FilterHeadersStatus { Continue, StopIteration, StopAllIterationAndBuffer };
 enum class FilterDataStatus { Continue, StopIterationAndBuffer, StopIterationNoBuffer };
 enum class FilterTrailersStatus { Continue, StopIteration };
 

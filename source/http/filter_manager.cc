@@ -291,9 +291,9 @@ void ActiveStream::iterateHeaders(Direction& d, size_t from, bool end_stream) {
     if (d.aborted) {
       return;
     }
-    if (s == FilterHeadersStatus::StopIteration) {
-      d.stopped_at = i;
-      d.phase = Phase::Headers;
+    if (s != FilterHeadersStatus::Continue) {
+      d.headers_stop = i;
+      d.headers_stop_all = s == FilterHeadersStatus::StopAllIterationAndBuffer;
       return;
     }
   }
@@ -303,7 +303,8 @@ void ActiveStream::iterateHeaders(Direction& d, size_t from, bool end_stream) {
 void ActiveStream::iterateData(Direction& d, size_t from, Buffer& data, bool end_stream) {
   for (size_t i = from; i < d.slots.size(); ++i) {
     Slot& slot = *d.slots[i];
-    if (d.stopped_at == i && (d.phase == Phase::Headers || d.phase == Phase::Trailers)) {
+    if (d.headers_stop == i && d.headers_stop_all) {
+      slot.end_held = slot.end_held || end_stream;
       bufferFor(d, slot, data); // held until the filter continues
       return;
     }
@@ -311,27 +312,26 @@ void ActiveStream::iterateData(Direction& d, size_t from, Buffer& data, bool end
     if (d.aborted) {
       return;
     }
-    switch (s) {
-    case FilterDataStatus::Continue:
-      if (d.stopped_at == i) {
-        d.stopped_at = kNone;
-        d.phase = Phase::None;
+    if (s != FilterDataStatus::Continue) {
+      slot.end_held = slot.end_held || end_stream;
+      if (s == FilterDataStatus::StopIterationAndBuffer) {
+        bufferFor(d, slot, data);
       }
-      if (!slot.buffered.empty()) {
-        slot.buffered.add(data);
-        data.clear();
-        data.move(slot.buffered);
+      return;
+    }
+    if (d.headers_stop == i) {
+      // Continue from the body also releases the headers this filter held.
+      d.headers_stop = kNone;
+      iterateHeaders(d, i + 1, d.headers_end_stream);
+      if (d.aborted) {
+        return;
       }
-      break;
-    case FilterDataStatus::StopIterationAndBuffer:
-      d.stopped_at = i;
-      d.phase = Phase::Data;
-      bufferFor(d, slot, data);
-      return;
-    case FilterDataStatus::StopIterationNoBuffer:
-      d.stopped_at = i;
-      d.phase = Phase::Data;
-      return;
+    }
+    slot.end_held = false;
+    if (!slot.buffered.empty()) {
+      slot.buffered.add(data);
+      data.clear();
+      data.move(slot.buffered);
     }
   }
   sinkData(d, data, end_stream);
@@ -340,29 +340,33 @@ void ActiveStream::iterateData(Direction& d, size_t from, Buffer& data, bool end
 void ActiveStream::iterateTrailers(Direction& d, size_t from) {
   for (size_t i = from; i < d.slots.size(); ++i) {
     Slot& slot = *d.slots[i];
-    const bool was_stopped_on_data = d.stopped_at == i && d.phase == Phase::Data;
-    if (d.stopped_at == i && !was_stopped_on_data) {
-      return; // held: the filter will continue and the trailers follow
+    if (d.headers_stop == i && d.headers_stop_all) {
+      slot.trailers_held = true;
+      return;
     }
     const FilterTrailersStatus s = slot.onTrailers(**d.trailers);
     if (d.aborted) {
       return;
     }
     if (s == FilterTrailersStatus::StopIteration) {
-      d.stopped_at = i;
-      d.phase = Phase::Trailers;
+      slot.trailers_held = true;
       return;
     }
-    if (was_stopped_on_data) {
-      d.stopped_at = kNone;
-      d.phase = Phase::None;
+    // Continue: whatever this filter still held goes on first.
+    if (d.headers_stop == i) {
+      d.headers_stop = kNone;
+      iterateHeaders(d, i + 1, d.headers_end_stream);
+      if (d.aborted) {
+        return;
+      }
     }
+    slot.end_held = false;
     if (!slot.buffered.empty()) {
       Buffer pending;
       pending.move(slot.buffered);
       iterateData(d, i + 1, pending, false);
-      if (d.aborted || d.stopped_at != kNone) {
-        return; // the filter that stopped will pass the trailers on when it continues
+      if (d.aborted) {
+        return;
       }
     }
   }
@@ -370,31 +374,29 @@ void ActiveStream::iterateTrailers(Direction& d, size_t from) {
 }
 
 void ActiveStream::continueIteration(Direction& d, size_t k) {
-  if (d.aborted || d.stopped_at != k) {
-    return; // not stopped here (a late or duplicate continue)
+  if (d.aborted) {
+    return;
   }
-  const Phase phase = d.phase;
-  d.stopped_at = kNone;
-  d.phase = Phase::None;
   Slot& slot = *d.slots[k];
-  if (phase == Phase::Headers) {
+  if (d.headers_stop == k) {
+    d.headers_stop = kNone;
     iterateHeaders(d, k + 1, d.headers_end_stream);
     if (d.aborted) {
       return;
     }
   }
-  if (phase != Phase::Trailers && !d.headers_end_stream) {
-    const bool end = d.complete && *d.trailers == nullptr;
-    if (!slot.buffered.empty() || end) {
-      Buffer pending;
-      pending.move(slot.buffered);
-      iterateData(d, k + 1, pending, end);
-      if (d.aborted) {
-        return;
-      }
+  if (!slot.buffered.empty() || slot.end_held) {
+    const bool end = slot.end_held;
+    slot.end_held = false;
+    Buffer pending;
+    pending.move(slot.buffered);
+    iterateData(d, k + 1, pending, end);
+    if (d.aborted) {
+      return;
     }
   }
-  if (*d.trailers != nullptr && d.complete) {
+  if (slot.trailers_held) {
+    slot.trailers_held = false;
     iterateTrailers(d, k + 1);
   }
 }
@@ -502,11 +504,7 @@ void ActiveStream::sendLocalReply(uint32_t status, std::string_view body,
   iterateHeaders(encode_, 0, body.empty());
   if (!body.empty() && !encode_.aborted) {
     Buffer b(body);
-    if (encode_.stopped_at != kNone) {
-      bufferFor(encode_, *encode_.slots[encode_.stopped_at], b);
-    } else {
-      iterateData(encode_, 0, b, true);
-    }
+    iterateData(encode_, 0, b, true);
   }
 }
 

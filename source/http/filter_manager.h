@@ -5,8 +5,11 @@
 // then goes to the connection (StreamOwner) for the wire.
 //
 // Iteration semantics (Envoy's):
-// - A filter that stops on headers holds the stream: later body data is buffered for it, and
-//   trailers wait, until it calls continue*().
+// - StopIteration on headers: later filters wait for the headers; this filter still gets the
+//   body and trailers, and a Continue from those callbacks (or continue*()) sends the headers on,
+//   then the data.
+// - StopAllIterationAndBuffer on headers: the manager buffers the body and holds the trailers for
+//   this filter until it calls continue*().
 // - StopIterationAndBuffer on data buffers that chunk for the filter; it sees later chunks too
 //   and decides when to Continue (the whole buffer then moves on). StopIterationNoBuffer drops
 //   the chunk from iteration (the filter keeps what it wants).
@@ -68,10 +71,9 @@ public:
   void onActivity();
 
 private:
-  enum class Phase { None, Headers, Data, Trailers };
   static constexpr size_t kNone = static_cast<size_t>(-1);
 
-  // A filter in one direction, with the buffer the manager keeps for it.
+  // A filter in one direction, with what the manager holds for it while it is stopped.
   class Slot {
   public:
     virtual ~Slot() = default;
@@ -79,6 +81,8 @@ private:
     virtual FilterDataStatus onData(Buffer& data, bool end_stream) = 0;
     virtual FilterTrailersStatus onTrailers(HeaderMap& trailers) = 0;
     Buffer buffered;
+    bool end_held = false;      // the end of the body stopped here and has not moved on
+    bool trailers_held = false; // the trailers stopped here and have not moved on
   };
   class DecoderSlot;
   class EncoderSlot;
@@ -89,8 +93,8 @@ private:
     std::vector<Slot*> slots;
     HeaderMapPtr* headers;
     HeaderMapPtr* trailers;
-    size_t stopped_at = kNone;
-    Phase phase = Phase::None;
+    size_t headers_stop = kNone; // the filter where the headers stopped
+    bool headers_stop_all = false; // ... with StopAllIterationAndBuffer
     bool headers_end_stream = false;
     bool complete = false; // the source has delivered its end
     bool aborted = false;  // no more iteration (local reply, reset, done)

@@ -76,6 +76,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   if (request_complete_) {
     onRequestComplete();
   }
+  CORRAL_LOG(trace, "router: new upstream stream to {}", pool_->host().address);
   pending_ = pool_->newStream(*this);
   return http::FilterHeadersStatus::StopIteration;
 }
@@ -130,6 +131,7 @@ void RouterFilter::onRequestComplete() {
 }
 
 void RouterFilter::onPoolReady(upstream::ClientConnection& connection) {
+  CORRAL_LOG(trace, "router: pool ready (done={})", done_);
   pending_ = nullptr;
   if (done_) {
     connection.release();
@@ -210,27 +212,24 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
   }
   callbacks_->streamInfo().response_code_details = "via_upstream";
   if (end_stream) {
-    response_complete_ = true;
-  }
-  callbacks_->encodeHeaders(std::move(headers), end_stream);
-  if (end_stream) {
+    // Give the connection back before the response goes downstream: finishing the downstream
+    // stream destroys this filter.
     onResponseComplete();
   }
+  callbacks_->encodeHeaders(std::move(headers), end_stream);
 }
 
 void RouterFilter::onUpstreamData(std::string_view data, bool end_stream) {
   if (done_) {
     return;
   }
-  if (end_stream) {
-    response_complete_ = true;
-  }
   http::Buffer buffer(data);
-  callbacks_->encodeData(buffer, end_stream);
   if (end_stream) {
-    onResponseComplete();
+    onResponseComplete(); // before encodeData, which may destroy this filter
+    callbacks_->encodeData(buffer, true);
     return;
   }
+  callbacks_->encodeData(buffer, false);
   if (conn_ != nullptr && callbacks_->downstreamBufferedBytes() > kHighWatermark) {
     conn_->readDisable(true);
     callbacks_->onDownstreamDrained([this] {
@@ -245,12 +244,12 @@ void RouterFilter::onUpstreamTrailers(http::HeaderMapPtr trailers) {
   if (done_) {
     return;
   }
-  response_complete_ = true;
+  onResponseComplete(); // before encodeTrailers, which may destroy this filter
   callbacks_->encodeTrailers(std::move(trailers));
-  onResponseComplete();
 }
 
 void RouterFilter::onResponseComplete() {
+  response_complete_ = true;
   timeout_.reset();
   if (cluster_ != nullptr) {
     cluster_->stats().upstream_rq_completed.inc();

@@ -404,8 +404,9 @@ void ClientConnection::release() {
   }
   decoder_ = nullptr;
   drained_cb_ = nullptr;
-  const bool reusable = response_complete_ && request_complete_ && keep_alive_ &&
-                        evbuffer_get_length(bufferevent_get_input(bev_)) == 0;
+  // Bytes after the response (if any) are caught by onRead, which closes an idle connection
+  // that receives data; the input buffer still holds the bytes being parsed right now.
+  const bool reusable = response_complete_ && request_complete_ && keep_alive_;
   if (reusable) {
     state_ = State::Idle;
     bufferevent_enable(bev_, EV_READ);
