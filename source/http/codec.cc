@@ -7,6 +7,28 @@ namespace corral::http {
 namespace {
 Parser* self(http_parser* p) { return static_cast<Parser*>(p->data); }
 
+// RFC 9110 tchar.
+bool isTokenChar(unsigned char c) {
+  if (c >= '0' && c <= '9') return true;
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
+  switch (c) {
+  case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+  case '.': case '^': case '_': case '`': case '|': case '~':
+    return true;
+  default:
+    return false;
+  }
+}
+
+bool validTarget(std::string_view v) {
+  for (unsigned char c : v) {
+    if (c <= 0x20 || c >= 0x7f) {
+      return false;
+    }
+  }
+  return !v.empty();
+}
+
 bool validHeaderValue(std::string_view v) {
   // RFC 9110 field-value: VCHAR, obs-text, SP, HTAB. http-parser lets some CTLs through.
   for (unsigned char c : v) {
@@ -65,10 +87,55 @@ Parser::Result Parser::errorResult(size_t consumed) {
   return r;
 }
 
+bool Parser::scanHeaderBlock(const char* data, size_t len) {
+  for (size_t i = 0; i < len && scanning_headers_; ++i) {
+    const char ch = data[i];
+    if (scan_prev_ == '\n' && (ch == ' ' || ch == '\t') && scan_lines_ > 0) {
+      return false; // obs-fold, or whitespace before the first field
+    }
+    if (scan_prev_ == '\r' && ch != '\n') {
+      return false; // bare CR
+    }
+    if (ch == '\n') {
+      if (scan_line_len_ == 0 && scan_lines_ > 0) {
+        scanning_headers_ = false; // the empty line ending the header block
+      } else if (scan_line_len_ > 0) {
+        ++scan_lines_;
+      }
+      scan_line_len_ = 0;
+    } else if (ch != '\r') {
+      ++scan_line_len_;
+    }
+    scan_prev_ = ch;
+  }
+  return true;
+}
+
+bool Parser::checkChunkCrlf(const char* data, size_t len, size_t& pos) {
+  while (chunk_crlf_pending_ > 0 && pos < len) {
+    const char want = chunk_crlf_pending_ == 2 ? '\r' : '\n';
+    if (data[pos] != want) {
+      return false;
+    }
+    --chunk_crlf_pending_;
+    ++pos;
+  }
+  return true;
+}
+
 Parser::Result Parser::feed(const char* data, size_t len) {
   if (error_) {
     return errorResult(0);
   }
+  if (type_ == Type::Request && scanning_headers_ && !scanHeaderBlock(data, len)) {
+    return Result{0, CodecError{400, "http1.invalid_header_block"}};
+  }
+  // The CRLF after a chunk's data that the last buffer ended before.
+  size_t checked = 0;
+  if (!checkChunkCrlf(data, len, checked)) {
+    return Result{0, CodecError{400, "http1.invalid_chunk_framing"}};
+  }
+  feed_end_ = data + len;
   const size_t n = http_parser_execute(&parser_, &settings(), data, len);
   const auto err = static_cast<http_errno>(parser_.http_errno);
   if (err == HPE_PAUSED) {
@@ -109,6 +176,7 @@ bool Parser::countHeaderBytes(size_t n) {
 
 int Parser::onMessageBegin(http_parser* p) {
   Parser* s = self(p);
+  s->chunk_crlf_pending_ = 0;
   s->headers_ = std::make_unique<HeaderMap>();
   s->url_.clear();
   s->field_.clear();
@@ -161,6 +229,11 @@ int Parser::onHeaderField(http_parser* p, const char* at, size_t len) {
   if (!s->headers_) {
     s->headers_ = std::make_unique<HeaderMap>(); // trailers after a chunked body
   }
+  for (size_t i = 0; i < len; ++i) {
+    if (!isTokenChar(static_cast<unsigned char>(at[i]))) {
+      return s->fail(s->type_ == Type::Request ? 400 : 502, "http1.invalid_header_name");
+    }
+  }
   if (!s->countHeaderBytes(len + 4)) { // ": " and CRLF count too, roughly
     return s->fail(s->type_ == Type::Request ? 431 : 502, "http1.headers_too_large");
   }
@@ -211,6 +284,9 @@ int Parser::onHeadersComplete(http_parser* p) {
     }
     if (p->method == HTTP_CONNECT) {
       return s->fail(403, "upgrade_not_supported");
+    }
+    if (!validTarget(s->url_)) {
+      return s->fail(400, "http1.invalid_url");
     }
     // Move Host into :authority and split an absolute-form target, as Envoy does.
     std::string path = std::move(s->url_);
@@ -277,7 +353,17 @@ int Parser::onHeadersComplete(http_parser* p) {
 }
 
 int Parser::onBodyCb(http_parser* p, const char* at, size_t len) {
-  self(p)->callbacks_.onBody(std::string_view(at, len));
+  Parser* s = self(p);
+  if ((p->flags & F_CHUNKED) != 0 && p->content_length == 0) {
+    // This chunk's data is complete: "\r\n" must follow (the lax build does not check).
+    s->chunk_crlf_pending_ = 2;
+    size_t pos = static_cast<size_t>((at + len) - at);
+    const size_t avail = static_cast<size_t>(s->feed_end_ - at);
+    if (!s->checkChunkCrlf(at, avail, pos)) {
+      return s->fail(s->type_ == Type::Request ? 400 : 502, "http1.invalid_chunk_framing");
+    }
+  }
+  s->callbacks_.onBody(std::string_view(at, len));
   return 0;
 }
 
@@ -305,6 +391,10 @@ int Parser::onMessageCompleteCb(http_parser* p) {
     s->headers_.reset();
   }
   s->in_message_ = false;
+  s->scanning_headers_ = true; // the next message starts with a header block
+  s->scan_line_len_ = 0;
+  s->scan_lines_ = 0;
+  s->scan_prev_ = '\n';
   s->paused_ = true;
   http_parser_pause(p, 1);
   s->callbacks_.onMessageComplete();

@@ -1,5 +1,10 @@
 #pragma once
-// HTTP/1.1 wire codec on Node's http-parser (Debian's libhttp-parser, strict build).
+// HTTP/1.1 wire codec on Node's http-parser (Debian's libhttp-parser).
+//
+// Debian builds that library with HTTP_PARSER_STRICT=0, which lets through spaces in header
+// names, control bytes in the target, obs-fold, and any two bytes after chunk data. The Parser
+// adds those checks itself (token names, visible-ASCII targets, a scan of the header block for
+// folds and bare CRs, the CRLF after each chunk's data).
 //
 // The parsers turn bytes into header maps (with pseudo-headers), body chunks, trailers and a
 // message-complete event; they enforce the header-block limits and report malformed input as a
@@ -79,6 +84,10 @@ private:
   static const http_parser_settings& settings();
 
   bool countHeaderBytes(size_t n);
+  // Scans request header-block bytes for obs-fold and bare CR; returns false on one.
+  bool scanHeaderBlock(const char* data, size_t len);
+  // Checks the bytes that must follow a chunk's data ("\r\n") as they arrive.
+  bool checkChunkCrlf(const char* data, size_t len, size_t& pos);
   void finishHeaderLine();
   int fail(uint32_t status, std::string details);
   Result errorResult(size_t consumed);
@@ -98,6 +107,15 @@ private:
   bool head_request_ = false;
   size_t header_bytes_ = 0;
   std::optional<CodecError> error_;
+  // Header-block scanner state (requests).
+  bool scanning_headers_ = true;
+  size_t scan_line_len_ = 0;
+  size_t scan_lines_ = 0;
+  char scan_prev_ = '\n';
+  // Bytes of "\r\n" still expected after a chunk's data (0, 1 or 2), and where the current
+  // feed() buffer ends, for the body callback's look-ahead.
+  int chunk_crlf_pending_ = 0;
+  const char* feed_end_ = nullptr;
 };
 
 // Canonical reason phrase for a status code ("Not Found"), or "Unknown".

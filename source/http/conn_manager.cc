@@ -4,6 +4,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <sys/socket.h>
+
 #include <random>
 
 #include <fmt/format.h>
@@ -78,7 +80,7 @@ void ServerConnection::onReadCb(bufferevent*, void* arg) {
 void ServerConnection::onWriteCb(bufferevent*, void* arg) {
   auto* self = static_cast<ServerConnection*>(arg);
   if (self->closing_) {
-    self->close();
+    self->onFlushed();
     return;
   }
   if (self->drained_cb_) {
@@ -104,6 +106,12 @@ void ServerConnection::onEventCb(bufferevent*, short events, void* arg) {
 
 void ServerConnection::processInput() {
   evbuffer* in = bufferevent_get_input(bev_);
+  if (closing_) {
+    // Lingering close: what the client still sends is read and dropped, so that closing does
+    // not reset the connection before the client has read our last response.
+    evbuffer_drain(in, evbuffer_get_length(in));
+    return;
+  }
   while (!closed_ && !closing_) {
     if (parser_.paused()) {
       if (stream_) {
@@ -399,16 +407,20 @@ void ServerConnection::closeAfterFlush() {
     return;
   }
   closing_ = true;
-  bufferevent_disable(bev_, EV_READ);
+  bufferevent_enable(bev_, EV_READ); // to drain, see processInput()
   if (idle_timer_) {
     idle_timer_->disable();
   }
-  if (bufferedWriteBytes() == 0) {
-    close();
-    return;
-  }
   flush_timer_ = owner_.dispatcher().createTimer([this] { close(); });
   flush_timer_->enable(kDelayedClose);
+  if (bufferedWriteBytes() == 0) {
+    onFlushed();
+  }
+}
+
+void ServerConnection::onFlushed() {
+  // Our side is done: send FIN and wait (bounded by flush_timer_) for the client's.
+  ::shutdown(bufferevent_getfd(bev_), SHUT_WR);
 }
 
 void ServerConnection::close() {

@@ -67,6 +67,7 @@ private:
   void writeRaw(std::string_view data);
   void finishStream();
   void closeAfterFlush();
+  void onFlushed();
   void close();
   void armIdleTimer();
 
@@ -79,7 +80,7 @@ private:
   std::string local_address_;
   event::TimerPtr idle_timer_;
   event::TimerPtr resume_timer_; // processes pipelined input outside the callback that ended a stream
-  event::TimerPtr flush_timer_;  // bounds the wait for a client to take our last bytes
+  event::TimerPtr flush_timer_;  // bounds a lingering close (Envoy's delayed_close_timeout)
   std::function<void()> drained_cb_;
   uint16_t request_minor_ = 1;
   bool keep_alive_ = true;
