@@ -87,9 +87,28 @@ Parser::Result Parser::errorResult(size_t consumed) {
   return r;
 }
 
+bool Parser::checkStartLine() const {
+  // The lax build does not check the letters of "HTTP/"; the version digits it does check.
+  std::string_view line = start_line_;
+  if (!line.empty() && line.back() == '\r') {
+    line.remove_suffix(1);
+  }
+  if (type_ == Type::Request) {
+    return line.size() > 9 && line.substr(line.size() - 9, 6) == " HTTP/";
+  }
+  return line.rfind("HTTP/", 0) == 0;
+}
+
 bool Parser::scanHeaderBlock(const char* data, size_t len) {
   for (size_t i = 0; i < len && scanning_headers_; ++i) {
     const char ch = data[i];
+    if (scan_lines_ == 0 && ch != '\n' && !(start_line_.empty() && ch == '\r')) {
+      // Keep the first 16 and the last 16 bytes of the start line: enough for both checks.
+      if (start_line_.size() >= 32) {
+        start_line_.erase(16, 1);
+      }
+      start_line_.push_back(ch);
+    }
     if (scan_prev_ == '\n' && (ch == ' ' || ch == '\t') && scan_lines_ > 0) {
       return false; // obs-fold, or whitespace before the first field
     }
@@ -100,6 +119,9 @@ bool Parser::scanHeaderBlock(const char* data, size_t len) {
       if (scan_line_len_ == 0 && scan_lines_ > 0) {
         scanning_headers_ = false; // the empty line ending the header block
       } else if (scan_line_len_ > 0) {
+        if (scan_lines_ == 0 && !checkStartLine()) {
+          return false;
+        }
         ++scan_lines_;
       }
       scan_line_len_ = 0;
@@ -127,8 +149,9 @@ Parser::Result Parser::feed(const char* data, size_t len) {
   if (error_) {
     return errorResult(0);
   }
-  if (type_ == Type::Request && scanning_headers_ && !scanHeaderBlock(data, len)) {
-    return Result{0, CodecError{400, "http1.invalid_header_block"}};
+  if (scanning_headers_ && !scanHeaderBlock(data, len)) {
+    return Result{0, type_ == Type::Request ? CodecError{400, "http1.invalid_header_block"}
+                                            : CodecError{502, "upstream_invalid_header_block"}};
   }
   // The CRLF after a chunk's data that the last buffer ended before.
   size_t checked = 0;
@@ -156,7 +179,8 @@ Parser::Result Parser::feedEof() {
     return errorResult(0);
   }
   http_parser_execute(&parser_, &settings(), nullptr, 0);
-  if (static_cast<http_errno>(parser_.http_errno) != HPE_OK || error_) {
+  const auto err = static_cast<http_errno>(parser_.http_errno);
+  if ((err != HPE_OK && err != HPE_PAUSED) || error_) {
     return errorResult(0);
   }
   return Result{0, std::nullopt};
@@ -371,6 +395,11 @@ int Parser::onMessageCompleteCb(http_parser* p) {
   Parser* s = self(p);
   if (s->type_ == Type::Response && p->status_code >= 100 && p->status_code < 200) {
     s->in_message_ = false;
+    s->scanning_headers_ = true; // the final response has its own header block
+    s->scan_line_len_ = 0;
+    s->scan_lines_ = 0;
+    s->scan_prev_ = '\n';
+    s->start_line_.clear();
     return 0;
   }
   if (!s->headers_done_) {
@@ -395,6 +424,7 @@ int Parser::onMessageCompleteCb(http_parser* p) {
   s->scan_line_len_ = 0;
   s->scan_lines_ = 0;
   s->scan_prev_ = '\n';
+  s->start_line_.clear();
   s->paused_ = true;
   http_parser_pause(p, 1);
   s->callbacks_.onMessageComplete();

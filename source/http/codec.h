@@ -84,8 +84,9 @@ private:
   static const http_parser_settings& settings();
 
   bool countHeaderBytes(size_t n);
-  // Scans request header-block bytes for obs-fold and bare CR; returns false on one.
+  // Scans header-block bytes for a bad start line, obs-fold and bare CR; false on one.
   bool scanHeaderBlock(const char* data, size_t len);
+  bool checkStartLine() const;
   // Checks the bytes that must follow a chunk's data ("\r\n") as they arrive.
   bool checkChunkCrlf(const char* data, size_t len, size_t& pos);
   void finishHeaderLine();
@@ -112,6 +113,7 @@ private:
   size_t scan_line_len_ = 0;
   size_t scan_lines_ = 0;
   char scan_prev_ = '\n';
+  std::string start_line_;
   // Bytes of "\r\n" still expected after a chunk's data (0, 1 or 2), and where the current
   // feed() buffer ends, for the body callback's look-ahead.
   int chunk_crlf_pending_ = 0;

@@ -257,7 +257,8 @@ void ClientConnection::onEventCb(bufferevent*, short events, void* arg) {
     return;
   case State::Busy:
     if ((events & BEV_EVENT_EOF) != 0 && self->parser_.midMessage()) {
-      // A close-delimited body ends here.
+      // A close-delimited body ends here, and so does the connection.
+      self->peer_closed_ = true;
       self->onRead();
       if (self->state_ == State::Closed) {
         return;
@@ -392,7 +393,7 @@ void ClientConnection::onTrailers(http::HeaderMapPtr trailers) {
 
 void ClientConnection::onMessageComplete() {
   response_complete_ = true;
-  keep_alive_ = parser_.keepAlive();
+  keep_alive_ = !peer_closed_ && parser_.keepAlive();
   if (decoder_ != nullptr && !response_headers_end_ && !response_trailers_) {
     decoder_->onUpstreamData({}, true);
   }

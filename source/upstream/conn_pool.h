@@ -138,6 +138,7 @@ private:
   bool keep_alive_ = true;
   bool response_headers_end_ = false;
   bool response_trailers_ = false;
+  bool peer_closed_ = false;
 };
 
 } // namespace corral::upstream
