@@ -69,7 +69,8 @@ private:
       }
       evbuffer_drain(in, r.consumed);
       if (r.error) {
-        AdminResponse resp{r.error->status, "text/plain", std::string(http::reasonPhrase(r.error->status))};
+        AdminResponse resp{r.error->status, "text/plain",
+                           std::string(http::reasonPhrase(r.error->status))};
         keep_alive_ = false;
         respond(resp);
         return;
@@ -133,14 +134,14 @@ absl::StatusOr<std::string> AdminServer::listen(const std::string& address, uint
     return absl::InvalidArgumentError(
         fmt::format("admin.address.socket_address.address: \"{}\" is not an IP address", address));
   }
-  listener_ = evconnlistener_new_bind(dispatcher_.base(), &AdminServer::onAccept, this,
-                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                          LEV_OPT_CLOSE_ON_EXEC,
-                                      128, res->ai_addr, static_cast<int>(res->ai_addrlen));
+  listener_ =
+      evconnlistener_new_bind(dispatcher_.base(), &AdminServer::onAccept, this,
+                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                              128, res->ai_addr, static_cast<int>(res->ai_addrlen));
   ::freeaddrinfo(res);
   if (listener_ == nullptr) {
-    return absl::UnavailableError(fmt::format("admin.address: cannot listen on {}:{}: {}",
-                                              address, port, std::strerror(errno)));
+    return absl::UnavailableError(fmt::format("admin.address: cannot listen on {}:{}: {}", address,
+                                              port, std::strerror(errno)));
   }
   sockaddr_storage bound{};
   socklen_t len = sizeof(bound);
@@ -170,4 +171,4 @@ void AdminServer::remove(Connection* c) {
   }
 }
 
-} // namespace corral::admin
+}  // namespace corral::admin

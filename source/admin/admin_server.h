@@ -50,4 +50,4 @@ private:
   std::set<Connection*> connections_;
 };
 
-} // namespace corral::admin
+}  // namespace corral::admin

@@ -9,12 +9,12 @@
 
 #include "source/common/logger.h"
 
-#define CORRAL_RELEASE_ASSERT(cond, msg)                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      std::fprintf(stderr, "assert failure: %s at %s:%d: %s\n", #cond, __FILE__, __LINE__, msg);   \
-      std::abort();                                                                                \
-    }                                                                                              \
+#define CORRAL_RELEASE_ASSERT(cond, msg)                                                         \
+  do {                                                                                           \
+    if (!(cond)) {                                                                               \
+      std::fprintf(stderr, "assert failure: %s at %s:%d: %s\n", #cond, __FILE__, __LINE__, msg); \
+      std::abort();                                                                              \
+    }                                                                                            \
   } while (false)
 
 #ifdef NDEBUG
@@ -23,10 +23,10 @@
 #define CORRAL_ASSERT(cond) CORRAL_RELEASE_ASSERT(cond, "debug assertion")
 #endif
 
-#define CORRAL_BUG(cond, msg)                                                                      \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      ::corral::Logger::countBug();                                                                \
-      CORRAL_LOG(err, "bug: {} at {}:{}: {}", #cond, __FILE__, __LINE__, msg);                   \
-    }                                                                                              \
+#define CORRAL_BUG(cond, msg)                                                  \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      ::corral::Logger::countBug();                                            \
+      CORRAL_LOG(err, "bug: {} at {}:{}: {}", #cond, __FILE__, __LINE__, msg); \
+    }                                                                          \
   } while (false)

@@ -41,4 +41,4 @@ bool Logger::setLevel(std::string_view name) {
   return true;
 }
 
-} // namespace corral
+}  // namespace corral

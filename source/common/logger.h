@@ -22,13 +22,13 @@ private:
   static std::atomic<uint64_t> bugs_;
 };
 
-} // namespace corral
+}  // namespace corral
 
 // CORRAL_LOG(lvl, fmt, args...): lvl is one of spdlog's trace, debug, info, warn, err, critical.
-#define CORRAL_LOG(lvl, ...)                                                                       \
-  do {                                                                                             \
-    auto& corral_logger_ = ::corral::Logger::get();                                                \
-    if (corral_logger_.should_log(spdlog::level::lvl)) {                                           \
-      corral_logger_.log(spdlog::level::lvl, __VA_ARGS__);                                         \
-    }                                                                                              \
+#define CORRAL_LOG(lvl, ...)                               \
+  do {                                                     \
+    auto& corral_logger_ = ::corral::Logger::get();        \
+    if (corral_logger_.should_log(spdlog::level::lvl)) {   \
+      corral_logger_.log(spdlog::level::lvl, __VA_ARGS__); \
+    }                                                      \
   } while (false)

@@ -55,10 +55,14 @@ PromName promName(const std::string& full) {
   }
   return {"envoy_" + sanitize(full), ""};
 }
-} // namespace
+}  // namespace
 
-void setThreadSlot(size_t slot) { tls_slot = slot < kMaxSlots ? slot : 0; }
-size_t threadSlot() { return tls_slot; }
+void setThreadSlot(size_t slot) {
+  tls_slot = slot < kMaxSlots ? slot : 0;
+}
+size_t threadSlot() {
+  return tls_slot;
+}
 
 uint64_t Counter::value() const {
   uint64_t sum = 0;
@@ -137,4 +141,4 @@ std::string Store::renderPrometheus() const {
   return out;
 }
 
-} // namespace corral::stats
+}  // namespace corral::stats

@@ -17,7 +17,7 @@
 
 namespace corral::stats {
 
-constexpr size_t kMaxSlots = 64; // slot 0: main thread and anything unregistered
+constexpr size_t kMaxSlots = 64;  // slot 0: main thread and anything unregistered
 
 void setThreadSlot(size_t slot);
 size_t threadSlot();
@@ -68,4 +68,4 @@ private:
   std::map<std::string, std::unique_ptr<Gauge>> gauges_;
 };
 
-} // namespace corral::stats
+}  // namespace corral::stats

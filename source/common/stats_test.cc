@@ -56,10 +56,11 @@ TEST(StatsTest, PrometheusExtractsEnvoyTags) {
             std::string::npos);
   EXPECT_NE(text.find("envoy_cluster_upstream_rq_total{envoy_cluster_name=\"api\"} 1\n"),
             std::string::npos);
-  EXPECT_EQ(text.find("# TYPE envoy_cluster_upstream_rq_total", text.find("TYPE envoy_cluster") + 1),
-            std::string::npos);
+  EXPECT_EQ(
+      text.find("# TYPE envoy_cluster_upstream_rq_total", text.find("TYPE envoy_cluster") + 1),
+      std::string::npos);
   EXPECT_NE(text.find("envoy_server_live 1\n"), std::string::npos);
 }
 
-} // namespace
-} // namespace corral::stats
+}  // namespace
+}  // namespace corral::stats

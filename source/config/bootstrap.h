@@ -25,8 +25,8 @@ struct SocketAddress {
 // A filter-specific config block kept as YAML for the filter that owns it. `path` is its YAML
 // path, so the filter's own validation can name it in errors.
 struct TypedConfig {
-  std::string type_url; // the "@type" value, may be empty
-  YAML::Node node;      // the whole typed_config mapping
+  std::string type_url;  // the "@type" value, may be empty
+  YAML::Node node;       // the whole typed_config mapping
   std::string path;
 };
 using PerFilterConfigs = std::map<std::string, TypedConfig>;
@@ -34,17 +34,17 @@ using PerFilterConfigs = std::map<std::string, TypedConfig>;
 struct AccessLog {
   enum class Sink { Stdout, Stderr, File };
   Sink sink = Sink::Stdout;
-  std::string path;   // for File
-  std::string format; // Envoy command-operator text format; empty = Envoy's default format
+  std::string path;    // for File
+  std::string format;  // Envoy command-operator text format; empty = Envoy's default format
 };
 
 struct HeaderMatcher {
   enum class Kind { Exact, Prefix, Suffix, Contains, Regex, Present };
-  std::string name; // lower-cased
+  std::string name;  // lower-cased
   Kind kind = Kind::Present;
   std::string value;
   std::shared_ptr<const re2::RE2> regex;
-  bool present = true; // for Present: whether the header must be present
+  bool present = true;  // for Present: whether the header must be present
   bool invert = false;
 };
 
@@ -61,7 +61,7 @@ struct RouteAction {
   std::string cluster;
   std::optional<std::string> prefix_rewrite;
   std::optional<std::string> host_rewrite_literal;
-  Millis timeout{15000}; // Envoy's default; 0 disables
+  Millis timeout{15000};  // Envoy's default; 0 disables
 };
 
 struct DirectResponse {
@@ -79,7 +79,7 @@ struct Route {
 
 struct VirtualHost {
   std::string name;
-  std::vector<std::string> domains; // lower-cased
+  std::vector<std::string> domains;  // lower-cased
   std::vector<Route> routes;
   PerFilterConfigs typed_per_filter_config;
 };
@@ -99,9 +99,9 @@ struct HttpConnectionManager {
   RouteConfiguration route_config;
   std::vector<HttpFilter> http_filters;
   std::vector<AccessLog> access_logs;
-  Millis stream_idle_timeout{300000}; // Envoy's default 5 min; 0 disables
-  Millis request_timeout{0};          // disabled by default, as in Envoy
-  Millis idle_timeout{3600000};       // connection idle, Envoy's default 1 h; 0 disables
+  Millis stream_idle_timeout{300000};  // Envoy's default 5 min; 0 disables
+  Millis request_timeout{0};           // disabled by default, as in Envoy
+  Millis idle_timeout{3600000};        // connection idle, Envoy's default 1 h; 0 disables
   uint32_t max_request_headers_kb = 60;
   uint32_t max_headers_count = 100;
   bool generate_request_id = true;
@@ -136,8 +136,8 @@ struct Bootstrap {
   std::string node_cluster;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
-  YAML::Node corral; // corral's own section; validated by the modules that own it
-  YAML::Node raw;    // the whole document, for /config_dump
+  YAML::Node corral;  // corral's own section; validated by the modules that own it
+  YAML::Node raw;     // the whole document, for /config_dump
 };
 
-} // namespace corral::config
+}  // namespace corral::config

@@ -122,8 +122,8 @@ private:
         names += names.empty() ? "" : ", ";
         names += t;
       }
-      r_.error(at.field("@type"), fmt::format("unexpected type \"{}\"; expected {}", tc.type_url,
-                                              names));
+      r_.error(at.field("@type"),
+               fmt::format("unexpected type \"{}\"; expected {}", tc.type_url, names));
     }
     return tc;
   }
@@ -148,8 +148,8 @@ private:
       if (auto t = r_.oneOf(c.field("type"), {"STATIC", "STRICT_DNS"}, false)) {
         cl.type = *t == 0 ? Cluster::Type::Static : Cluster::Type::StrictDns;
       }
-      if (auto p = r_.oneOf(c.field("lb_policy"), {"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"},
-                            false)) {
+      if (auto p =
+              r_.oneOf(c.field("lb_policy"), {"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"}, false)) {
         cl.lb_policy = static_cast<Cluster::LbPolicy>(*p);
       }
       r_.oneOf(c.field("dns_lookup_family"), {"AUTO", "V4_ONLY", "V6_ONLY", "V4_PREFERRED", "ALL"},
@@ -245,7 +245,7 @@ private:
       }
       auto prio = r_.oneOf(t.field("priority"), {"DEFAULT", "HIGH"}, false);
       if (prio && *prio == 1) {
-        continue; // corral has no HIGH-priority routing; those thresholds never apply
+        continue;  // corral has no HIGH-priority routing; those thresholds never apply
       }
       constexpr uint64_t kMax = 0xffffffffULL;
       auto& c = cl.circuit_breakers;
@@ -301,8 +301,9 @@ private:
       }
       At filters = chain.field("filters");
       if (!filters.present() || !r_.sequence(filters) || filters.node.size() != 1) {
-        r_.error(filters, "exactly one network filter (envoy.filters.network.http_connection_"
-                          "manager) is required");
+        r_.error(filters,
+                 "exactly one network filter (envoy.filters.network.http_connection_"
+                 "manager) is required");
         continue;
       }
       At f = filters.index(0);
@@ -322,10 +323,10 @@ private:
   }
 
   void loadHcm(const At& at, HttpConnectionManager& hcm) {
-    if (!r_.mapping(at, {"@type", "stat_prefix", "codec_type", "route_config", "http_filters",
-                         "access_log", "stream_idle_timeout", "request_timeout",
-                         "common_http_protocol_options", "generate_request_id",
-                         "max_request_headers_kb", "use_remote_address"})) {
+    if (!r_.mapping(
+            at, {"@type", "stat_prefix", "codec_type", "route_config", "http_filters", "access_log",
+                 "stream_idle_timeout", "request_timeout", "common_http_protocol_options",
+                 "generate_request_id", "max_request_headers_kb", "use_remote_address"})) {
       return;
     }
     hcm.stat_prefix = r_.string(at.field("stat_prefix"), true).value_or("");
@@ -482,12 +483,11 @@ private:
           }
           std::string dom = lower(*s);
           const size_t star = dom.find('*');
-          if (star != std::string::npos && dom != "*" && star != 0 &&
-              star != dom.size() - 1) {
-            r_.error(d, "a wildcard must be the whole domain, a prefix (*.example.com) or a "
-                        "suffix (example.*)");
-          } else if (dom.find('*', star == std::string::npos ? 0 : star + 1) !=
-                     std::string::npos) {
+          if (star != std::string::npos && dom != "*" && star != 0 && star != dom.size() - 1) {
+            r_.error(d,
+                     "a wildcard must be the whole domain, a prefix (*.example.com) or a "
+                     "suffix (example.*)");
+          } else if (dom.find('*', star == std::string::npos ? 0 : star + 1) != std::string::npos) {
             r_.error(d, "only one wildcard is allowed in a domain");
           } else if (!all_domains.insert(dom).second) {
             r_.error(d, fmt::format("domain \"{}\" appears in more than one virtual host", dom));
@@ -674,7 +674,7 @@ private:
   std::vector<std::pair<At, std::string>> cluster_refs_;
 };
 
-} // namespace
+}  // namespace
 
 absl::StatusOr<Bootstrap> loadBootstrapFromString(const std::string& yaml) {
   YAML::Node root;
@@ -703,4 +703,4 @@ absl::StatusOr<Bootstrap> loadBootstrapFromFile(const std::string& path) {
   return loadBootstrapFromString(ss.str());
 }
 
-} // namespace corral::config
+}  // namespace corral::config

@@ -13,4 +13,4 @@ namespace corral::config {
 absl::StatusOr<Bootstrap> loadBootstrapFromString(const std::string& yaml);
 absl::StatusOr<Bootstrap> loadBootstrapFromFile(const std::string& path);
 
-} // namespace corral::config
+}  // namespace corral::config

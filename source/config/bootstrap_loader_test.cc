@@ -24,12 +24,14 @@ std::string listenerYaml(const std::string& hcm_extra, const std::string& routes
           "@type": )") +
          kHcmType + R"(
           stat_prefix: ingress
-)" + hcm_extra + R"(          route_config:
+)" + hcm_extra +
+         R"(          route_config:
             virtual_hosts:
             - name: v
               domains: ["*"]
               routes:
-)" + routes + R"(          http_filters:
+)" + routes +
+         R"(          http_filters:
           - name: envoy.filters.http.router
   clusters:
   - name: c
@@ -46,8 +48,9 @@ std::string listenerYaml(const std::string& hcm_extra, const std::string& routes
 )";
 }
 
-const char* kRoute = "              - match: {prefix: \"/\"}\n"
-                     "                route: {cluster: c, timeout: 1.5s, prefix_rewrite: /x}\n";
+const char* kRoute =
+    "              - match: {prefix: \"/\"}\n"
+    "                route: {cluster: c, timeout: 1.5s, prefix_rewrite: /x}\n";
 
 std::string errorsOf(const std::string& yaml) {
   auto b = loadBootstrapFromString(yaml);
@@ -56,8 +59,8 @@ std::string errorsOf(const std::string& yaml) {
 }
 
 TEST(BootstrapLoaderTest, ParsesAFullConfig) {
-  auto b = loadBootstrapFromString(
-      listenerYaml("          stream_idle_timeout: 10s\n          request_timeout: 0.5s\n", kRoute));
+  auto b = loadBootstrapFromString(listenerYaml(
+      "          stream_idle_timeout: 10s\n          request_timeout: 0.5s\n", kRoute));
   ASSERT_TRUE(b.ok()) << b.status();
   ASSERT_EQ(b->listeners.size(), 1u);
   const auto& l = b->listeners[0];
@@ -90,10 +93,10 @@ TEST(BootstrapLoaderTest, UnknownFieldNamesPathAndLine) {
 }
 
 TEST(BootstrapLoaderTest, ReportsEveryErrorAtOnce) {
-  const std::string msg = errorsOf(listenerYaml(
-      "          stream_idle_timeout: 5\n          codec_type: HTTP2\n",
-      "              - match: {prefix: \"/\", path: \"/x\"}\n"
-      "                route: {cluster: nope}\n"));
+  const std::string msg =
+      errorsOf(listenerYaml("          stream_idle_timeout: 5\n          codec_type: HTTP2\n",
+                            "              - match: {prefix: \"/\", path: \"/x\"}\n"
+                            "                route: {cluster: nope}\n"));
   EXPECT_THAT(msg, HasSubstr("stream_idle_timeout (line 11): expected a duration"));
   EXPECT_THAT(msg, HasSubstr("codec_type (line 12): only HTTP/1.1 is supported"));
   EXPECT_THAT(msg, HasSubstr("exactly one of prefix, path, safe_regex is required"));
@@ -101,11 +104,14 @@ TEST(BootstrapLoaderTest, ReportsEveryErrorAtOnce) {
 }
 
 TEST(BootstrapLoaderTest, MissingRequiredFields) {
-  EXPECT_THAT(errorsOf("admin: {}\n"), HasSubstr("static_resources (line 1): required field is missing"));
+  EXPECT_THAT(errorsOf("admin: {}\n"),
+              HasSubstr("static_resources (line 1): required field is missing"));
   EXPECT_THAT(errorsOf("admin: {}\nstatic_resources: {}\n"),
               HasSubstr("admin.address (line 1): required field is missing"));
-  EXPECT_THAT(errorsOf("static_resources:\n  clusters:\n  - name: x\n"),
-              HasSubstr("static_resources.clusters[0].load_assignment (line 3): required field is missing"));
+  EXPECT_THAT(
+      errorsOf("static_resources:\n  clusters:\n  - name: x\n"),
+      HasSubstr(
+          "static_resources.clusters[0].load_assignment (line 3): required field is missing"));
 }
 
 TEST(BootstrapLoaderTest, BadValues) {
@@ -126,11 +132,13 @@ TEST(BootstrapLoaderTest, BadValues) {
 }
 
 TEST(BootstrapLoaderTest, RouteErrors) {
-  EXPECT_THAT(errorsOf(listenerYaml("", "              - match: {safe_regex: {regex: \"(\"}}\n"
-                                        "                direct_response: {status: 200}\n")),
+  EXPECT_THAT(errorsOf(listenerYaml("",
+                                    "              - match: {safe_regex: {regex: \"(\"}}\n"
+                                    "                direct_response: {status: 200}\n")),
               HasSubstr("routes[0].match.safe_regex.regex (line 16): invalid regex"));
-  EXPECT_THAT(errorsOf(listenerYaml("", "              - match: {prefix: \"/\"}\n"
-                                        "                direct_response: {status: 42}\n")),
+  EXPECT_THAT(errorsOf(listenerYaml("",
+                                    "              - match: {prefix: \"/\"}\n"
+                                    "                direct_response: {status: 42}\n")),
               HasSubstr("routes[0].direct_response.status (line 17): must be between 100 and 599"));
   EXPECT_THAT(errorsOf(listenerYaml("", "              - match: {prefix: \"/\"}\n")),
               HasSubstr("exactly one of route, direct_response is required"));
@@ -181,5 +189,5 @@ TEST(BootstrapLoaderTest, SyntaxErrorAndMissingFile) {
   EXPECT_THAT(std::string(f.status().message()), HasSubstr("cannot read config file"));
 }
 
-} // namespace
-} // namespace corral::config
+}  // namespace
+}  // namespace corral::config

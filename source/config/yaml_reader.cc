@@ -10,8 +10,8 @@ void Errors::add(const YAML::Mark& mark, const std::string& path, const std::str
   if (mark.is_null()) {
     list_.push_back(fmt::format("{}: {}", path.empty() ? "<root>" : path, message));
   } else {
-    list_.push_back(fmt::format("{} (line {}): {}", path.empty() ? "<root>" : path, mark.line + 1,
-                                message));
+    list_.push_back(
+        fmt::format("{} (line {}): {}", path.empty() ? "<root>" : path, mark.line + 1, message));
   }
 }
 
@@ -29,8 +29,7 @@ std::string Errors::joined() const {
 At At::field(const std::string& key) const {
   // Const access: reading a missing key must not insert it.
   const YAML::Node& self = node;
-  YAML::Node child =
-      self.IsMap() ? YAML::Node(self[key]) : YAML::Node(YAML::NodeType::Undefined);
+  YAML::Node child = self.IsMap() ? YAML::Node(self[key]) : YAML::Node(YAML::NodeType::Undefined);
   const std::string child_path = path.empty() ? key : path + "." + key;
   // A missing key has no mark of its own: point at the parent mapping's line.
   return At{child, child_path, child.IsDefined() ? child.Mark() : mark};
@@ -182,4 +181,4 @@ std::optional<size_t> Reader::oneOf(const At& at, std::initializer_list<std::str
   return std::nullopt;
 }
 
-} // namespace corral::config
+}  // namespace corral::config

@@ -31,7 +31,7 @@ private:
 struct At {
   YAML::Node node;
   std::string path;
-  YAML::Mark mark; // the node's mark, or its parent's when the node is missing
+  YAML::Mark mark;  // the node's mark, or its parent's when the node is missing
 
   At field(const std::string& key) const;
   At index(size_t i) const;
@@ -61,4 +61,4 @@ private:
   Errors& errors_;
 };
 
-} // namespace corral::config
+}  // namespace corral::config

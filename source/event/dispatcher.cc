@@ -12,7 +12,9 @@ Timer::Timer(Dispatcher& dispatcher, std::function<void()> cb)
   CORRAL_RELEASE_ASSERT(ev_ != nullptr, "evtimer_new");
 }
 
-Timer::~Timer() { event_free(ev_); }
+Timer::~Timer() {
+  event_free(ev_);
+}
 
 void Timer::enable(std::chrono::milliseconds timeout) {
   timeval tv;
@@ -21,13 +23,17 @@ void Timer::enable(std::chrono::milliseconds timeout) {
   evtimer_add(ev_, &tv);
 }
 
-void Timer::disable() { evtimer_del(ev_); }
+void Timer::disable() {
+  evtimer_del(ev_);
+}
 
-bool Timer::enabled() const { return evtimer_pending(ev_, nullptr) != 0; }
+bool Timer::enabled() const {
+  return evtimer_pending(ev_, nullptr) != 0;
+}
 
 void Timer::onFire(int, short, void* arg) {
   auto* self = static_cast<Timer*>(arg);
-  self->cb_(); // may destroy the timer: touch nothing after
+  self->cb_();  // may destroy the timer: touch nothing after
 }
 
 Dispatcher::Dispatcher() {
@@ -88,7 +94,9 @@ void Dispatcher::onDeferred(int, short, void* arg) {
   static_cast<Dispatcher*>(arg)->clearDeferredDeleteList();
 }
 
-void Dispatcher::onPost(int, short, void* arg) { static_cast<Dispatcher*>(arg)->runPosted(); }
+void Dispatcher::onPost(int, short, void* arg) {
+  static_cast<Dispatcher*>(arg)->runPosted();
+}
 
 void Dispatcher::runPosted() {
   uint64_t count;
@@ -105,11 +113,11 @@ void Dispatcher::runPosted() {
 
 void Dispatcher::run() {
   event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
-  runPosted(); // run what was posted during shutdown so no callback is lost
+  runPosted();  // run what was posted during shutdown so no callback is lost
 }
 
 void Dispatcher::exit() {
   post([this] { event_base_loopbreak(base_); });
 }
 
-} // namespace corral::event
+}  // namespace corral::event

@@ -64,13 +64,14 @@ public:
   void run();
   // Any thread.
   void exit();
+
 private:
   static void onPost(int, short, void* arg);
   static void onDeferred(int, short, void* arg);
   void runPosted();
 
   event_base* base_;
-  int post_fd_; // eventfd: posts wake the loop without locking the event_base
+  int post_fd_;  // eventfd: posts wake the loop without locking the event_base
   struct event* post_ev_;
   struct event* deferred_ev_;
   std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
@@ -78,4 +79,4 @@ private:
   std::vector<std::function<void()>> posted_;
 };
 
-} // namespace corral::event
+}  // namespace corral::event

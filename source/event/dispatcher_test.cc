@@ -52,5 +52,5 @@ TEST(DispatcherTest, TimerFiresAndCanBeDisabled) {
   EXPECT_EQ(fired, 1);
 }
 
-} // namespace
-} // namespace corral::event
+}  // namespace
+}  // namespace corral::event

@@ -27,7 +27,7 @@ absl::StatusOr<std::vector<std::string>> splitFormat(const std::string& format) 
       return absl::InvalidArgumentError(
           fmt::format("unterminated command operator at offset {} in \"{}\"", i, format));
     }
-    if (end == i + 1) { // "%%" is a literal percent sign
+    if (end == i + 1) {  // "%%" is a literal percent sign
       literal += '%';
       i = end + 1;
       continue;
@@ -49,14 +49,15 @@ std::string headerValue(const HeaderMap* headers, const std::string& name) {
   return v ? *v : std::string();
 }
 
-} // namespace
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<AccessLogger>> AccessLogger::create(const config::AccessLog& config,
                                                                    const std::string& yaml_path) {
   const std::string format = config.format.empty() ? kDefaultFormat : config.format;
   auto tokens = splitFormat(format);
   if (!tokens.ok()) {
-    return absl::InvalidArgumentError(fmt::format("{}: {}", yaml_path, std::string(tokens.status().message())));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: {}", yaml_path, std::string(tokens.status().message())));
   }
   std::vector<Piece> pieces;
   for (size_t i = 0; i < tokens->size(); ++i) {
@@ -211,4 +212,4 @@ void AccessLogger::log(const HeaderMap* request, const HeaderMap* response,
   [[maybe_unused]] ssize_t n = ::write(fd_, line.data(), line.size());
 }
 
-} // namespace corral::http
+}  // namespace corral::http

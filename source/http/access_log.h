@@ -52,8 +52,8 @@ private:
       DownstreamLocal,
     };
     Kind kind;
-    std::string text;     // literal, or header name
-    std::string fallback; // REQ(A?B): B
+    std::string text;      // literal, or header name
+    std::string fallback;  // REQ(A?B): B
   };
   AccessLogger(int fd, bool owns_fd, std::vector<Piece> pieces)
       : fd_(fd), owns_fd_(owns_fd), pieces_(std::move(pieces)) {}
@@ -64,4 +64,4 @@ private:
 };
 using AccessLoggerPtr = std::unique_ptr<AccessLogger>;
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -36,4 +36,4 @@ private:
   std::string data_;
 };
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -5,15 +5,32 @@
 namespace corral::http {
 
 namespace {
-Parser* self(http_parser* p) { return static_cast<Parser*>(p->data); }
+Parser* self(http_parser* p) {
+  return static_cast<Parser*>(p->data);
+}
 
 // RFC 9110 tchar.
 bool isTokenChar(unsigned char c) {
-  if (c >= '0' && c <= '9') return true;
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
+  if (c >= '0' && c <= '9')
+    return true;
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+    return true;
   switch (c) {
-  case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-  case '.': case '^': case '_': case '`': case '|': case '~':
+  case '!':
+  case '#':
+  case '$':
+  case '%':
+  case '&':
+  case '\'':
+  case '*':
+  case '+':
+  case '-':
+  case '.':
+  case '^':
+  case '_':
+  case '`':
+  case '|':
+  case '~':
     return true;
   default:
     return false;
@@ -38,7 +55,7 @@ bool validHeaderValue(std::string_view v) {
   }
   return true;
 }
-} // namespace
+}  // namespace
 
 Parser::Parser(Type type, MessageCallbacks& callbacks, ParserLimits limits)
     : type_(type), callbacks_(callbacks), limits_(limits) {
@@ -110,14 +127,14 @@ bool Parser::scanHeaderBlock(const char* data, size_t len) {
       start_line_.push_back(ch);
     }
     if (scan_prev_ == '\n' && (ch == ' ' || ch == '\t') && scan_lines_ > 0) {
-      return false; // obs-fold, or whitespace before the first field
+      return false;  // obs-fold, or whitespace before the first field
     }
     if (scan_prev_ == '\r' && ch != '\n') {
-      return false; // bare CR
+      return false;  // bare CR
     }
     if (ch == '\n') {
       if (scan_line_len_ == 0 && scan_lines_ > 0) {
-        scanning_headers_ = false; // the empty line ending the header block
+        scanning_headers_ = false;  // the empty line ending the header block
       } else if (scan_line_len_ > 0) {
         if (scan_lines_ == 0 && !checkStartLine()) {
           return false;
@@ -251,14 +268,14 @@ int Parser::onHeaderField(http_parser* p, const char* at, size_t len) {
     }
   }
   if (!s->headers_) {
-    s->headers_ = std::make_unique<HeaderMap>(); // trailers after a chunked body
+    s->headers_ = std::make_unique<HeaderMap>();  // trailers after a chunked body
   }
   for (size_t i = 0; i < len; ++i) {
     if (!isTokenChar(static_cast<unsigned char>(at[i]))) {
       return s->fail(s->type_ == Type::Request ? 400 : 502, "http1.invalid_header_name");
     }
   }
-  if (!s->countHeaderBytes(len + 4)) { // ": " and CRLF count too, roughly
+  if (!s->countHeaderBytes(len + 4)) {  // ": " and CRLF count too, roughly
     return s->fail(s->type_ == Type::Request ? 431 : 502, "http1.headers_too_large");
   }
   s->field_.append(at, len);
@@ -357,15 +374,15 @@ int Parser::onHeadersComplete(http_parser* p) {
         te != nullptr && !(p->flags & F_CHUNKED)) {
       return s->fail(501, "http1.invalid_transfer_encoding");
     }
-    end_stream = !(p->flags & F_CHUNKED) &&
-                 (p->content_length == 0 || p->content_length == ULLONG_MAX);
+    end_stream =
+        !(p->flags & F_CHUNKED) && (p->content_length == 0 || p->content_length == ULLONG_MAX);
   } else {
     const uint32_t status = p->status_code;
     if (status >= 100 && status < 200) {
       if (status == 101) {
         return s->fail(502, "upstream_unexpected_upgrade");
       }
-      return 0; // interim response: dropped, its message-complete is ignored
+      return 0;  // interim response: dropped, its message-complete is ignored
     }
     h.entries().insert(h.entries().begin(), {":status", std::to_string(status)});
     end_stream = s->head_request_ || status == 204 || status == 304 ||
@@ -395,7 +412,7 @@ int Parser::onMessageCompleteCb(http_parser* p) {
   Parser* s = self(p);
   if (s->type_ == Type::Response && p->status_code >= 100 && p->status_code < 200) {
     s->in_message_ = false;
-    s->scanning_headers_ = true; // the final response has its own header block
+    s->scanning_headers_ = true;  // the final response has its own header block
     s->scan_line_len_ = 0;
     s->scan_lines_ = 0;
     s->scan_prev_ = '\n';
@@ -420,7 +437,7 @@ int Parser::onMessageCompleteCb(http_parser* p) {
     s->headers_.reset();
   }
   s->in_message_ = false;
-  s->scanning_headers_ = true; // the next message starts with a header block
+  s->scanning_headers_ = true;  // the next message starts with a header block
   s->scan_line_len_ = 0;
   s->scan_lines_ = 0;
   s->scan_prev_ = '\n';
@@ -433,35 +450,64 @@ int Parser::onMessageCompleteCb(http_parser* p) {
 
 std::string_view reasonPhrase(uint32_t status) {
   switch (status) {
-  case 100: return "Continue";
-  case 101: return "Switching Protocols";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 202: return "Accepted";
-  case 204: return "No Content";
-  case 206: return "Partial Content";
-  case 301: return "Moved Permanently";
-  case 302: return "Found";
-  case 303: return "See Other";
-  case 304: return "Not Modified";
-  case 307: return "Temporary Redirect";
-  case 308: return "Permanent Redirect";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 413: return "Payload Too Large";
-  case 414: return "URI Too Long";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  default: return "Unknown";
+  case 100:
+    return "Continue";
+  case 101:
+    return "Switching Protocols";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 202:
+    return "Accepted";
+  case 204:
+    return "No Content";
+  case 206:
+    return "Partial Content";
+  case 301:
+    return "Moved Permanently";
+  case 302:
+    return "Found";
+  case 303:
+    return "See Other";
+  case 304:
+    return "Not Modified";
+  case 307:
+    return "Temporary Redirect";
+  case 308:
+    return "Permanent Redirect";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 413:
+    return "Payload Too Large";
+  case 414:
+    return "URI Too Long";
+  case 429:
+    return "Too Many Requests";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  default:
+    return "Unknown";
   }
 }
 
@@ -477,7 +523,7 @@ void appendFields(std::string& out, const HeaderMap& headers) {
     out += "\r\n";
   }
 }
-} // namespace
+}  // namespace
 
 void encodeRequestHead(std::string& out, const HeaderMap& headers) {
   out += headers.getView(":method");
@@ -522,4 +568,4 @@ void encodeLastChunk(std::string& out, const HeaderMap* trailers) {
   out += "\r\n";
 }
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -24,8 +24,8 @@
 namespace corral::http {
 
 struct CodecError {
-  uint32_t status;     // the HTTP status to answer with (downstream) or 502/503 (upstream)
-  std::string details; // short reason, e.g. "http1.codec_error"
+  uint32_t status;      // the HTTP status to answer with (downstream) or 502/503 (upstream)
+  std::string details;  // short reason, e.g. "http1.codec_error"
 };
 
 class MessageCallbacks {
@@ -132,4 +132,4 @@ void encodeChunk(std::string& out, std::string_view data);
 // Appends the last chunk and trailers (if any).
 void encodeLastChunk(std::string& out, const HeaderMap* trailers);
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -21,7 +21,9 @@ struct Recorder : public MessageCallbacks {
   int complete = 0;
 };
 
-Parser::Result feedAll(Parser& p, std::string_view data) { return p.feed(data.data(), data.size()); }
+Parser::Result feedAll(Parser& p, std::string_view data) {
+  return p.feed(data.data(), data.size());
+}
 
 TEST(CodecTest, RequestWithPseudoHeaders) {
   Recorder r;
@@ -51,8 +53,9 @@ TEST(CodecTest, AbsoluteFormTarget) {
 TEST(CodecTest, ChunkedBodyWithTrailersInPieces) {
   Recorder r;
   Parser p(Parser::Type::Request, r);
-  const std::string msg = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                          "5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
+  const std::string msg =
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
   // Byte by byte: every split point must work.
   for (char c : msg) {
     auto res = p.feed(&c, 1);
@@ -83,7 +86,8 @@ TEST(CodecTest, PipelinedRequestsPauseAfterEach) {
 // 1100 bytes: over the 1024-byte limit the reject tests use.
 #define TEN "0123456789"
 #define HUNDRED TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN
-#define LONG_VALUE HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED
+#define LONG_VALUE \
+  HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED HUNDRED
 
 struct BadCase {
   const char* name;
@@ -104,10 +108,18 @@ TEST_P(CodecRejectTest, Rejects) {
 INSTANTIATE_TEST_SUITE_P(
     Corpus, CodecRejectTest,
     ::testing::Values(
-        BadCase{"cl_te", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
-        BadCase{"two_cl", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400},
-        BadCase{"bad_chunk", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nq\r\n", 400},
-        BadCase{"chunk_crlf", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXY0\r\n\r\n", 400},
+        BadCase{
+            "cl_te",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400},
+        BadCase{"two_cl",
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                400},
+        BadCase{"bad_chunk",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nq\r\n", 400},
+        BadCase{"chunk_crlf",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXY0\r\n\r\n",
+                400},
         BadCase{"te_gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
         BadCase{"space_name", "GET / HTTP/1.1\r\nHost: a\r\nA B: c\r\n\r\n", 400},
         BadCase{"fold", "GET / HTTP/1.1\r\nHost: a\r\nA: b\r\n c\r\n\r\n", 400},
@@ -115,8 +127,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"ctl_value", "GET / HTTP/1.1\r\nHost: a\r\nA: b\x01\r\n\r\n", 400},
         BadCase{"no_host", "GET / HTTP/1.1\r\n\r\n", 400},
         BadCase{"header_bytes", "GET / HTTP/1.1\r\nHost: a\r\nA: " LONG_VALUE "\r\n\r\n", 431},
-        BadCase{"header_count", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\nI: 1\r\nJ: 1\r\nK: 1\r\n\r\n", 431},
-        BadCase{"upgrade", "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", 403},
+        BadCase{"header_count",
+                "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: "
+                "1\r\nH: 1\r\nI: 1\r\nJ: 1\r\nK: 1\r\n\r\n",
+                431},
+        BadCase{"upgrade",
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+                403},
         BadCase{"http2", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400},
         BadCase{"bad_version_letters", "GET / HXXP/1.1\r\nHost: a\r\n\r\n", 400}),
     [](const auto& info) { return std::string(info.param.name); });
@@ -125,11 +142,12 @@ TEST(CodecTest, ResponseHeadAndInterim) {
   Recorder r;
   Parser p(Parser::Type::Response, r);
   p.setHeadRequest(true);
-  auto res = feedAll(p, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n");
+  auto res =
+      feedAll(p, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n");
   ASSERT_FALSE(res.error);
   ASSERT_TRUE(r.headers);
   EXPECT_EQ(r.headers->getView(":status"), "200");
-  EXPECT_TRUE(r.headers_end); // HEAD: no body whatever Content-Length says
+  EXPECT_TRUE(r.headers_end);  // HEAD: no body whatever Content-Length says
   EXPECT_EQ(r.complete, 1);
 }
 
@@ -189,5 +207,5 @@ TEST(HeaderMapTest, SetAddRemoveTokens) {
   EXPECT_FALSE(hasToken("keep-alive", "close"));
 }
 
-} // namespace
-} // namespace corral::http
+}  // namespace
+}  // namespace corral::http

@@ -15,14 +15,14 @@
 namespace corral::http {
 
 namespace {
-constexpr auto kDelayedClose = std::chrono::milliseconds(1000); // Envoy's delayed_close_timeout
+constexpr auto kDelayedClose = std::chrono::milliseconds(1000);  // Envoy's delayed_close_timeout
 
 bool hopByHop(std::string_view key) {
   return key == "connection" || key == "keep-alive" || key == "proxy-connection" ||
          key == "transfer-encoding" || key == "upgrade" || key == "te" ||
          key == "proxy-authenticate" || key == "trailer";
 }
-} // namespace
+}  // namespace
 
 std::string generateRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -31,18 +31,19 @@ std::string generateRequestId() {
   // Version 4, variant 10xx.
   return fmt::format("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", static_cast<uint32_t>(a >> 32),
                      static_cast<uint32_t>((a >> 16) & 0xffff), static_cast<uint32_t>(a & 0xfff),
-                     static_cast<uint32_t>(0x8000 | ((b >> 48) & 0x3fff)),
-                     b & 0xffffffffffffULL);
+                     static_cast<uint32_t>(0x8000 | ((b >> 48) & 0x3fff)), b & 0xffffffffffffULL);
 }
 
 ServerConnection::ServerConnection(ConnectionOwner& owner, ConnectionManagerConfigSharedPtr config,
                                    int fd, std::string remote_address, std::string local_address)
-    : owner_(owner), config_(std::move(config)),
+    : owner_(owner),
+      config_(std::move(config)),
       bev_(bufferevent_socket_new(owner.dispatcher().base(), fd, BEV_OPT_CLOSE_ON_FREE)),
       parser_(Parser::Type::Request, *this,
               ParserLimits{config_->hcm().max_request_headers_kb * 1024ULL,
                            config_->hcm().max_headers_count}),
-      remote_address_(std::move(remote_address)), local_address_(std::move(local_address)) {
+      remote_address_(std::move(remote_address)),
+      local_address_(std::move(local_address)) {
   CORRAL_RELEASE_ASSERT(bev_ != nullptr, "bufferevent_socket_new");
   bufferevent_setcb(bev_, &ServerConnection::onReadCb, &ServerConnection::onWriteCb,
                     &ServerConnection::onEventCb, this);
@@ -197,7 +198,8 @@ void ServerConnection::onHeaders(HeaderMapPtr headers, bool end_stream) {
   }
 
   // Expect: 100-continue is answered here, as Envoy does by default.
-  if (const std::string* expect = h.get("expect"); expect && equalsIgnoreCase(*expect, "100-continue")) {
+  if (const std::string* expect = h.get("expect");
+      expect && equalsIgnoreCase(*expect, "100-continue")) {
     h.remove("expect");
     if (request_minor_ >= 1 && !end_stream) {
       writeRaw("HTTP/1.1 100 Continue\r\n\r\n");
@@ -257,9 +259,10 @@ void ServerConnection::onCodecError(const CodecError& error) {
   }
   const std::string_view reason = reasonPhrase(error.status);
   config_->stats().downstream_rq_xx[error.status / 100]->inc();
-  writeRaw(fmt::format("HTTP/1.1 {} {}\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n"
-                       "x-corral-error: {}\r\nconnection: close\r\n\r\n{}",
-                       error.status, reason, reason.size(), error.details, reason));
+  writeRaw(
+      fmt::format("HTTP/1.1 {} {}\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n"
+                  "x-corral-error: {}\r\nconnection: close\r\n\r\n{}",
+                  error.status, reason, reason.size(), error.details, reason));
   closeAfterFlush();
 }
 
@@ -284,7 +287,7 @@ void ServerConnection::writeHeaders(HeaderMap& headers, bool end_stream) {
       headers.set("transfer-encoding", "chunked");
       chunked_response_ = true;
     } else {
-      close_after_response_ = true; // HTTP/1.0: the body ends when the connection does
+      close_after_response_ = true;  // HTTP/1.0: the body ends when the connection does
     }
   }
   if (!keep_alive_ || owner_.draining()) {
@@ -354,7 +357,9 @@ size_t ServerConnection::bufferedWriteBytes() const {
   return evbuffer_get_length(bufferevent_get_output(bev_));
 }
 
-void ServerConnection::onWriteDrained(std::function<void()> cb) { drained_cb_ = std::move(cb); }
+void ServerConnection::onWriteDrained(std::function<void()> cb) {
+  drained_cb_ = std::move(cb);
+}
 
 void ServerConnection::onResponseComplete() {
   if (!stream_) {
@@ -407,7 +412,7 @@ void ServerConnection::closeAfterFlush() {
     return;
   }
   closing_ = true;
-  bufferevent_enable(bev_, EV_READ); // to drain, see processInput()
+  bufferevent_enable(bev_, EV_READ);  // to drain, see processInput()
   if (idle_timer_) {
     idle_timer_->disable();
   }
@@ -439,4 +444,4 @@ void ServerConnection::close() {
   owner_.onConnectionClosed(*this);
 }
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -79,7 +79,8 @@ private:
   std::string remote_address_;
   std::string local_address_;
   event::TimerPtr idle_timer_;
-  event::TimerPtr resume_timer_; // processes pipelined input outside the callback that ended a stream
+  event::TimerPtr
+      resume_timer_;  // processes pipelined input outside the callback that ended a stream
   event::TimerPtr flush_timer_;  // bounds a lingering close (Envoy's delayed_close_timeout)
   std::function<void()> drained_cb_;
   uint16_t request_minor_ = 1;
@@ -87,7 +88,7 @@ private:
   bool head_request_ = false;
   bool chunked_response_ = false;
   bool close_after_response_ = false;
-  bool closing_ = false; // flushing before close
+  bool closing_ = false;  // flushing before close
   bool closed_ = false;
   bool read_disabled_by_stream_ = false;
 };
@@ -95,4 +96,4 @@ private:
 // A fresh UUID v4 (random) string, as Envoy generates for x-request-id.
 std::string generateRequestId();
 
-} // namespace corral::http
+}  // namespace corral::http

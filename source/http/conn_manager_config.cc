@@ -24,11 +24,10 @@ ConnectionManagerStats::ConnectionManagerStats(stats::Store& s, const std::strin
                        &s.counter(p + "downstream_rq_5xx")},
       no_route(s.counter(p + "no_route")) {}
 
-absl::StatusOr<std::shared_ptr<const ConnectionManagerConfig>>
-ConnectionManagerConfig::create(const config::HttpConnectionManager& hcm,
-                                const std::string& yaml_path, const config::Bootstrap& bootstrap,
-                                const FilterRegistry& registry, stats::Store& store,
-                                uint32_t concurrency) {
+absl::StatusOr<std::shared_ptr<const ConnectionManagerConfig>> ConnectionManagerConfig::create(
+    const config::HttpConnectionManager& hcm, const std::string& yaml_path,
+    const config::Bootstrap& bootstrap, const FilterRegistry& registry, stats::Store& store,
+    uint32_t concurrency) {
   std::shared_ptr<ConnectionManagerConfig> cfg(new ConnectionManagerConfig(hcm, store));
   FilterFactoryContext context{bootstrap, "http." + hcm.stat_prefix + ".", concurrency};
   for (size_t i = 0; i < hcm.http_filters.size(); ++i) {
@@ -46,8 +45,8 @@ ConnectionManagerConfig::create(const config::HttpConnectionManager& hcm,
     cfg->filters_.push_back(std::move(*factory));
   }
   if (cfg->filters_.empty()) {
-    return absl::InvalidArgumentError(fmt::format(
-        "{}.http_filters: at least envoy.filters.http.router is required", yaml_path));
+    return absl::InvalidArgumentError(
+        fmt::format("{}.http_filters: at least envoy.filters.http.router is required", yaml_path));
   }
   for (size_t i = 0; i < hcm.access_logs.size(); ++i) {
     auto logger = AccessLogger::create(hcm.access_logs[i],
@@ -60,4 +59,4 @@ ConnectionManagerConfig::create(const config::HttpConnectionManager& hcm,
   return cfg;
 }
 
-} // namespace corral::http
+}  // namespace corral::http

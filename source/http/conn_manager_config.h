@@ -29,17 +29,17 @@ struct ConnectionManagerStats {
   stats::Counter& downstream_rq_idle_timeout;
   stats::Counter& downstream_rq_rx_reset;
   stats::Counter& downstream_rq_too_large;
-  stats::Counter* downstream_rq_xx[6]; // [1]..[5]
+  stats::Counter* downstream_rq_xx[6];  // [1]..[5]
   stats::Counter& no_route;
 };
 
 class ConnectionManagerConfig {
 public:
   // yaml_path: path of the connection manager's typed_config, for error messages.
-  static absl::StatusOr<std::shared_ptr<const ConnectionManagerConfig>>
-  create(const config::HttpConnectionManager& hcm, const std::string& yaml_path,
-         const config::Bootstrap& bootstrap, const FilterRegistry& registry, stats::Store& store,
-         uint32_t concurrency);
+  static absl::StatusOr<std::shared_ptr<const ConnectionManagerConfig>> create(
+      const config::HttpConnectionManager& hcm, const std::string& yaml_path,
+      const config::Bootstrap& bootstrap, const FilterRegistry& registry, stats::Store& store,
+      uint32_t concurrency);
 
   const config::HttpConnectionManager& hcm() const { return hcm_; }
   const RouteTable& routes() const { return routes_; }
@@ -51,8 +51,7 @@ public:
 
 private:
   ConnectionManagerConfig(const config::HttpConnectionManager& hcm, stats::Store& store)
-      : hcm_(hcm), routes_(hcm.route_config),
-        stats_(store, "http." + hcm.stat_prefix + ".") {}
+      : hcm_(hcm), routes_(hcm.route_config), stats_(store, "http." + hcm.stat_prefix + ".") {}
 
   const config::HttpConnectionManager& hcm_;
   RouteTable routes_;
@@ -62,4 +61,4 @@ private:
 };
 using ConnectionManagerConfigSharedPtr = std::shared_ptr<const ConnectionManagerConfig>;
 
-} // namespace corral::http
+}  // namespace corral::http

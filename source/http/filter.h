@@ -131,4 +131,4 @@ public:
 };
 using FilterFactoryPtr = std::unique_ptr<FilterFactory>;
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -6,7 +6,8 @@ namespace corral::http {
 
 namespace {
 // Shared plumbing for both slot kinds.
-template <class Base> class SlotCallbacks : public Base {
+template <class Base>
+class SlotCallbacks : public Base {
 public:
   SlotCallbacks(ActiveStream& stream, event::Dispatcher& d) : stream_(stream), dispatcher_(d) {}
   event::Dispatcher& dispatcher() override { return dispatcher_; }
@@ -20,10 +21,9 @@ protected:
   ActiveStream& stream_;
   event::Dispatcher& dispatcher_;
 };
-} // namespace
+}  // namespace
 
-class ActiveStream::DecoderSlot : public Slot,
-                                  public SlotCallbacks<StreamDecoderFilterCallbacks> {
+class ActiveStream::DecoderSlot : public Slot, public SlotCallbacks<StreamDecoderFilterCallbacks> {
 public:
   DecoderSlot(ActiveStream& s, StreamDecoderFilter& f, size_t index)
       : SlotCallbacks(s, s.owner_.dispatcher()), filter_(f), index_(index) {}
@@ -65,8 +65,7 @@ public:
   size_t index_;
 };
 
-class ActiveStream::EncoderSlot : public Slot,
-                                  public SlotCallbacks<StreamEncoderFilterCallbacks> {
+class ActiveStream::EncoderSlot : public Slot, public SlotCallbacks<StreamEncoderFilterCallbacks> {
 public:
   EncoderSlot(ActiveStream& s, StreamEncoderFilter& f, size_t index)
       : SlotCallbacks(s, s.owner_.dispatcher()), filter_(f), index_(index) {}
@@ -94,7 +93,7 @@ public:
 
   StreamEncoderFilter& filter_;
   size_t index_;
-  bool dual_ = false; // also in the decoder chain
+  bool dual_ = false;  // also in the decoder chain
 };
 
 class FilterChainBuilderImpl : public FilterChainBuilder {
@@ -107,7 +106,9 @@ public:
     s_.decoders_.push_back(std::move(slot));
     s_.filter_owners_.push_back(std::move(f));
   }
-  void addEncoderFilter(StreamEncoderFilterSharedPtr f) override { addEncoder(std::move(f), false); }
+  void addEncoderFilter(StreamEncoderFilterSharedPtr f) override {
+    addEncoder(std::move(f), false);
+  }
   void addFilter(std::shared_ptr<StreamFilter> f) override {
     addDecoderFilter(f);
     addEncoder(f, true);
@@ -248,7 +249,7 @@ void ActiveStream::decodeComplete() {
   decode_.complete = true;
   request_timer_.reset();
   if (had_end || decode_.aborted) {
-    return; // headers-only request, or trailers already ended it
+    return;  // headers-only request, or trailers already ended it
   }
   Buffer empty;
   iterateData(decode_, 0, empty, true);
@@ -305,7 +306,7 @@ void ActiveStream::iterateData(Direction& d, size_t from, Buffer& data, bool end
     Slot& slot = *d.slots[i];
     if (d.headers_stop == i && d.headers_stop_all) {
       slot.end_held = slot.end_held || end_stream;
-      bufferFor(d, slot, data); // held until the filter continues
+      bufferFor(d, slot, data);  // held until the filter continues
       return;
     }
     const FilterDataStatus s = slot.onData(data, end_stream);
@@ -416,7 +417,7 @@ void ActiveStream::bufferFor(Direction& d, Slot& slot, Buffer& data) {
 
 void ActiveStream::sinkHeaders(Direction& d, bool end_stream) {
   if (d.decode) {
-    return; // past the terminal filter: nothing further on the request side
+    return;  // past the terminal filter: nothing further on the request side
   }
   response_headers_written_ = true;
   const std::string_view status = response_headers_->getView(":status");
@@ -456,8 +457,7 @@ void ActiveStream::sinkTrailers(Direction& d) {
   owner_.onResponseComplete();
 }
 
-void ActiveStream::sendLocalReply(uint32_t status, std::string_view body,
-                                  std::string_view details,
+void ActiveStream::sendLocalReply(uint32_t status, std::string_view body, std::string_view details,
                                   const std::function<void(HeaderMap&)>& modify_headers) {
   if (response_complete_ || local_reply_sent_ || filters_destroyed_) {
     return;
@@ -520,4 +520,4 @@ void ActiveStream::resetStream(std::string_view details) {
   owner_.onStreamReset(details);
 }
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -81,8 +81,8 @@ private:
     virtual FilterDataStatus onData(Buffer& data, bool end_stream) = 0;
     virtual FilterTrailersStatus onTrailers(HeaderMap& trailers) = 0;
     Buffer buffered;
-    bool end_held = false;      // the end of the body stopped here and has not moved on
-    bool trailers_held = false; // the trailers stopped here and have not moved on
+    bool end_held = false;       // the end of the body stopped here and has not moved on
+    bool trailers_held = false;  // the trailers stopped here and have not moved on
   };
   class DecoderSlot;
   class EncoderSlot;
@@ -93,11 +93,11 @@ private:
     std::vector<Slot*> slots;
     HeaderMapPtr* headers;
     HeaderMapPtr* trailers;
-    size_t headers_stop = kNone; // the filter where the headers stopped
-    bool headers_stop_all = false; // ... with StopAllIterationAndBuffer
+    size_t headers_stop = kNone;    // the filter where the headers stopped
+    bool headers_stop_all = false;  // ... with StopAllIterationAndBuffer
     bool headers_end_stream = false;
-    bool complete = false; // the source has delivered its end
-    bool aborted = false;  // no more iteration (local reply, reset, done)
+    bool complete = false;  // the source has delivered its end
+    bool aborted = false;   // no more iteration (local reply, reset, done)
   };
 
   void iterateHeaders(Direction& d, size_t from, bool end_stream);
@@ -127,7 +127,7 @@ private:
   HeaderMapPtr response_trailers_;
   std::vector<std::unique_ptr<DecoderSlot>> decoders_;
   std::vector<std::unique_ptr<EncoderSlot>> encoders_;
-  std::vector<std::shared_ptr<void>> filter_owners_; // keeps each filter alive
+  std::vector<std::shared_ptr<void>> filter_owners_;  // keeps each filter alive
   Direction decode_{true, {}, &request_headers_, &request_trailers_};
   Direction encode_{false, {}, &response_headers_, &response_trailers_};
   std::optional<std::optional<Route>> cached_route_;
@@ -141,4 +141,4 @@ private:
   friend class FilterChainBuilderImpl;
 };
 
-} // namespace corral::http
+}  // namespace corral::http

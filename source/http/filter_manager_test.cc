@@ -92,7 +92,9 @@ public:
   size_t bufferedWriteBytes() const override { return 0; }
   void onWriteDrained(std::function<void()>) override {}
   void onResponseComplete() override { g_log->push_back("wire.complete"); }
-  void onStreamReset(std::string_view d) override { g_log->push_back("wire.reset:" + std::string(d)); }
+  void onStreamReset(std::string_view d) override {
+    g_log->push_back("wire.reset:" + std::string(d));
+  }
   event::Dispatcher dispatcher_;
 };
 
@@ -106,18 +108,21 @@ protected:
       f.name = n;
       hcm_.http_filters.push_back(f);
     }
-    registry_.add("a", "", [this](const config::HttpFilter&, FilterFactoryContext&)
-                               -> absl::StatusOr<FilterFactoryPtr> {
-      return std::make_unique<Factory>("a", &a_, &made_, false);
-    });
-    registry_.add("b", "", [this](const config::HttpFilter&, FilterFactoryContext&)
-                               -> absl::StatusOr<FilterFactoryPtr> {
-      return std::make_unique<Factory>("b", &b_, &made_, false);
-    });
-    registry_.add("router", "", [this](const config::HttpFilter&, FilterFactoryContext&)
-                                    -> absl::StatusOr<FilterFactoryPtr> {
-      return std::make_unique<Factory>("router", &router_, &made_, true);
-    });
+    registry_.add("a", "",
+                  [this](const config::HttpFilter&,
+                         FilterFactoryContext&) -> absl::StatusOr<FilterFactoryPtr> {
+                    return std::make_unique<Factory>("a", &a_, &made_, false);
+                  });
+    registry_.add("b", "",
+                  [this](const config::HttpFilter&,
+                         FilterFactoryContext&) -> absl::StatusOr<FilterFactoryPtr> {
+                    return std::make_unique<Factory>("b", &b_, &made_, false);
+                  });
+    registry_.add("router", "",
+                  [this](const config::HttpFilter&,
+                         FilterFactoryContext&) -> absl::StatusOr<FilterFactoryPtr> {
+                    return std::make_unique<Factory>("router", &router_, &made_, true);
+                  });
     // Terminal filter default: stop everything (like the router before upstream answers).
     router_.headers = [](HeaderMap&, bool) { return FilterHeadersStatus::StopIteration; };
     router_.data = [](Buffer&, bool) { return FilterDataStatus::StopIterationNoBuffer; };
@@ -179,9 +184,9 @@ TEST_F(FilterManagerTest, StopAllBuffersBodyAndHoldsTrailersUntilContinue) {
   EXPECT_THAT(log_, ElementsAre("a.decodeHeaders"));
   log_.clear();
   filter(0).decoder->continueDecoding();
-  EXPECT_THAT(log_, ElementsAre("b.decodeHeaders", "router.decodeHeaders", "b.decodeData(hello)",
-                                "router.decodeData(hello)", "b.decodeTrailers",
-                                "router.decodeTrailers"));
+  EXPECT_THAT(log_,
+              ElementsAre("b.decodeHeaders", "router.decodeHeaders", "b.decodeData(hello)",
+                          "router.decodeData(hello)", "b.decodeTrailers", "router.decodeTrailers"));
 }
 
 TEST_F(FilterManagerTest, StopAllWithEndOfStreamPassesEndOnContinue) {
@@ -192,10 +197,10 @@ TEST_F(FilterManagerTest, StopAllWithEndOfStreamPassesEndOnContinue) {
   s->decodeComplete();
   log_.clear();
   filter(0).decoder->continueDecoding();
-  EXPECT_THAT(log_, ElementsAre("b.decodeHeaders", "router.decodeHeaders",
-                                "b.decodeData(abc,end)", "router.decodeData(abc,end)"));
+  EXPECT_THAT(log_, ElementsAre("b.decodeHeaders", "router.decodeHeaders", "b.decodeData(abc,end)",
+                                "router.decodeData(abc,end)"));
   log_.clear();
-  filter(0).decoder->continueDecoding(); // a second continue is a no-op
+  filter(0).decoder->continueDecoding();  // a second continue is a no-op
   EXPECT_TRUE(log_.empty());
 }
 
@@ -209,9 +214,9 @@ TEST_F(FilterManagerTest, NoBufferDropsChunkUntilLaterContinue) {
   s->decodeData("z");
   s->decodeComplete();
   EXPECT_THAT(log_, ElementsAre("a.decodeHeaders", "b.decodeHeaders", "router.decodeHeaders",
-                                "a.decodeData(dropped)", "b.decodeData(dropped)",
-                                "a.decodeData(z)", "b.decodeData(z)", "a.decodeData(,end)",
-                                "b.decodeData(,end)", "router.decodeData(,end)"));
+                                "a.decodeData(dropped)", "b.decodeData(dropped)", "a.decodeData(z)",
+                                "b.decodeData(z)", "a.decodeData(,end)", "b.decodeData(,end)",
+                                "router.decodeData(,end)"));
 }
 
 TEST_F(FilterManagerTest, AddDecodedDataReplacesTheBody) {
@@ -234,17 +239,16 @@ TEST_F(FilterManagerTest, AddDecodedDataReplacesTheBody) {
 
 TEST_F(FilterManagerTest, LocalReplyFromDecoderSkipsLaterFiltersAndRunsEncoders) {
   a_.headers = [this](HeaderMap&, bool) {
-    filter(0).decoder->sendLocalReply(403, "denied", "test_denied", [](HeaderMap& h) {
-      h.add("x-reason", "nope");
-    });
+    filter(0).decoder->sendLocalReply(403, "denied", "test_denied",
+                                      [](HeaderMap& h) { h.add("x-reason", "nope"); });
     return FilterHeadersStatus::StopIteration;
   };
   auto s = newStream();
   s->decodeHeaders(requestHeaders(), true);
-  EXPECT_THAT(log_, ElementsAre("a.decodeHeaders(end)", "b.encodeHeaders(403)",
-                                "a.encodeHeaders(403)", "wire.headers(403)",
-                                "b.encodeData(denied,end)", "a.encodeData(denied,end)",
-                                "wire.data(denied,end)", "wire.complete"));
+  EXPECT_THAT(
+      log_, ElementsAre("a.decodeHeaders(end)", "b.encodeHeaders(403)", "a.encodeHeaders(403)",
+                        "wire.headers(403)", "b.encodeData(denied,end)", "a.encodeData(denied,end)",
+                        "wire.data(denied,end)", "wire.complete"));
   ASSERT_NE(s->responseHeaders(), nullptr);
   EXPECT_EQ(s->responseHeaders()->getView("x-corral-error"), "test_denied");
   EXPECT_EQ(s->responseHeaders()->getView("x-reason"), "nope");
@@ -265,9 +269,9 @@ TEST_F(FilterManagerTest, ResponseRunsEncodersInReverseAndEncoderMayBuffer) {
   filter(2).decoder->encodeData(one, false);
   Buffer two("2");
   filter(2).decoder->encodeData(two, true);
-  EXPECT_THAT(log_, ElementsAre("b.encodeHeaders(200)", "a.encodeHeaders(200)",
-                                "wire.headers(200)", "b.encodeData(1)", "b.encodeData(2,end)",
-                                "a.encodeData(12,end)", "wire.data(12,end)", "wire.complete"));
+  EXPECT_THAT(log_, ElementsAre("b.encodeHeaders(200)", "a.encodeHeaders(200)", "wire.headers(200)",
+                                "b.encodeData(1)", "b.encodeData(2,end)", "a.encodeData(12,end)",
+                                "wire.data(12,end)", "wire.complete"));
 }
 
 TEST_F(FilterManagerTest, BufferLimitAnswers413) {
@@ -281,7 +285,7 @@ TEST_F(FilterManagerTest, BufferLimitAnswers413) {
   EXPECT_EQ(s->responseHeaders()->getView(":status"), "413");
   EXPECT_EQ(s->info().response_code_details, "request_payload_too_large");
   log_.clear();
-  s->decodeData("more"); // ignored after the local reply
+  s->decodeData("more");  // ignored after the local reply
   EXPECT_TRUE(log_.empty());
 }
 
@@ -298,5 +302,5 @@ TEST_F(FilterManagerTest, DestroyTellsEachFilterOnceAndWritesNoMore) {
   EXPECT_TRUE(log_.empty());
 }
 
-} // namespace
-} // namespace corral::http
+}  // namespace
+}  // namespace corral::http

@@ -31,4 +31,4 @@ absl::StatusOr<FilterFactoryPtr> FilterRegistry::create(const config::HttpFilter
   return it->second(filter, context);
 }
 
-} // namespace corral::http
+}  // namespace corral::http

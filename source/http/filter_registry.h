@@ -14,8 +14,8 @@ namespace corral::http {
 
 struct FilterFactoryContext {
   const config::Bootstrap& bootstrap;
-  std::string stat_prefix; // the connection manager's, e.g. "http.ingress."
-  uint32_t concurrency;    // number of worker threads
+  std::string stat_prefix;  // the connection manager's, e.g. "http.ingress."
+  uint32_t concurrency;     // number of worker threads
 };
 
 using FilterFactoryCreator = std::function<absl::StatusOr<FilterFactoryPtr>(
@@ -34,4 +34,4 @@ private:
   std::map<std::string, FilterFactoryCreator> by_type_;
 };
 
-} // namespace corral::http
+}  // namespace corral::http

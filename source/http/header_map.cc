@@ -113,4 +113,4 @@ size_t HeaderMap::byteSize() const {
   return n;
 }
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -12,7 +12,7 @@
 namespace corral::http {
 
 struct HeaderEntry {
-  std::string key; // lower case
+  std::string key;  // lower case
   std::string value;
 };
 
@@ -49,4 +49,4 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b);
 // True if `list` (a comma-separated header value) contains `token`, ignoring case.
 bool hasToken(std::string_view list, std::string_view token);
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -50,7 +50,7 @@ bool headerMatches(const config::HeaderMatcher& m, const HeaderMap& headers) {
   if (m.kind == config::HeaderMatcher::Kind::Present) {
     result = values.empty() != m.present;
   } else if (values.empty()) {
-    return false; // Envoy: a missing header never matches a value matcher, even inverted
+    return false;  // Envoy: a missing header never matches a value matcher, even inverted
   } else {
     // Multiple values are matched as one comma-joined value, as Envoy does.
     std::string joined;
@@ -83,7 +83,7 @@ bool headerMatches(const config::HeaderMatcher& m, const HeaderMap& headers) {
   }
   return result != m.invert;
 }
-} // namespace
+}  // namespace
 
 bool RouteTable::routeMatches(const config::Route& route, const HeaderMap& headers) {
   const std::string_view full_path = headers.getView(":path");
@@ -144,4 +144,4 @@ void applyRouteRewrites(const config::Route& route, HeaderMap& headers) {
   }
 }
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -36,4 +36,4 @@ private:
 // original path in x-envoy-original-path as Envoy does.
 void applyRouteRewrites(const config::Route& route, HeaderMap& headers);
 
-} // namespace corral::http
+}  // namespace corral::http

@@ -42,7 +42,8 @@ std::string routeName(const RouteTable& t, const HeaderMap& h) {
 }
 
 TEST(RouteTableTest, DomainPrecedence) {
-  auto b = load(R"(            - {name: any, domains: ["*"], routes: [{name: any, match: {prefix: /}, route: {cluster: c}}]}
+  auto b = load(
+      R"(            - {name: any, domains: ["*"], routes: [{name: any, match: {prefix: /}, route: {cluster: c}}]}
             - {name: ex, domains: [a.example.com], routes: [{name: exact, match: {prefix: /}, route: {cluster: c}}]}
             - {name: sfx, domains: ["*.example.com"], routes: [{name: suffix, match: {prefix: /}, route: {cluster: c}}]}
             - {name: lsfx, domains: ["*.b.example.com"], routes: [{name: long, match: {prefix: /}, route: {cluster: c}}]}
@@ -52,9 +53,9 @@ TEST(RouteTableTest, DomainPrecedence) {
   EXPECT_EQ(routeName(t, request("A.Example.COM", "/")), "exact");
   EXPECT_EQ(routeName(t, request("x.example.com", "/")), "suffix");
   EXPECT_EQ(routeName(t, request("x.b.example.com", "/")), "long");
-  EXPECT_EQ(routeName(t, request(".example.com", "/")), "any"); // suffix needs a label
+  EXPECT_EQ(routeName(t, request(".example.com", "/")), "any");  // suffix needs a label
   EXPECT_EQ(routeName(t, request("api.org", "/")), "prefix");
-  EXPECT_EQ(routeName(t, request("a.example.com:80", "/")), "any"); // port is part of the host
+  EXPECT_EQ(routeName(t, request("a.example.com:80", "/")), "any");  // port is part of the host
 }
 
 TEST(RouteTableTest, MatchersInOrder) {
@@ -105,5 +106,5 @@ TEST(RouteTableTest, Rewrites) {
   EXPECT_EQ(h.getView("x-envoy-original-path"), "/api/v1?q");
 }
 
-} // namespace
-} // namespace corral::http
+}  // namespace
+}  // namespace corral::http

@@ -8,7 +8,7 @@
 namespace corral::router {
 
 namespace {
-constexpr size_t kHighWatermark = 1024 * 1024; // Envoy's default per-connection buffer limit
+constexpr size_t kHighWatermark = 1024 * 1024;  // Envoy's default per-connection buffer limit
 
 class RouterFactory : public http::FilterFactory {
 public:
@@ -22,7 +22,7 @@ bool responseHopByHop(std::string_view key) {
   return key == "connection" || key == "keep-alive" || key == "proxy-connection" ||
          key == "transfer-encoding" || key == "upgrade" || key == "te" || key == "trailer";
 }
-} // namespace
+}  // namespace
 
 void registerRouter(http::FilterRegistry& registry) {
   registry.add(kRouterName, kRouterType,
@@ -32,9 +32,9 @@ void registerRouter(http::FilterRegistry& registry) {
                  if (node.IsDefined() && node.IsMap()) {
                    for (const auto& kv : node) {
                      if (kv.first.Scalar() != "@type") {
-                       return absl::InvalidArgumentError(fmt::format(
-                           "{}.{}: unknown field; the router takes no options here",
-                           filter.typed_config.path, kv.first.Scalar()));
+                       return absl::InvalidArgumentError(
+                           fmt::format("{}.{}: unknown field; the router takes no options here",
+                                       filter.typed_config.path, kv.first.Scalar()));
                      }
                    }
                  }
@@ -92,7 +92,7 @@ http::FilterDataStatus RouterFilter::decodeData(http::Buffer& data, bool end_str
   } else {
     pending_body_.add(data);
     if (pending_body_.length() > kHighWatermark) {
-      callbacks_->readDisableDownstream(true); // resumes once the connection takes the body
+      callbacks_->readDisableDownstream(true);  // resumes once the connection takes the body
     }
   }
   if (end_stream) {
@@ -159,8 +159,9 @@ void RouterFilter::onPoolFailure(upstream::PoolFailure reason) {
     return;
   }
   if (reason == upstream::PoolFailure::Overflow) {
-    replyError(503, "upstream connect error or disconnect/reset before headers. reset reason: "
-                    "overflow",
+    replyError(503,
+               "upstream connect error or disconnect/reset before headers. reset reason: "
+               "overflow",
                "overflow", "UO");
     return;
   }
@@ -225,7 +226,7 @@ void RouterFilter::onUpstreamData(std::string_view data, bool end_stream) {
   }
   http::Buffer buffer(data);
   if (end_stream) {
-    onResponseComplete(); // before encodeData, which may destroy this filter
+    onResponseComplete();  // before encodeData, which may destroy this filter
     callbacks_->encodeData(buffer, true);
     return;
   }
@@ -244,7 +245,7 @@ void RouterFilter::onUpstreamTrailers(http::HeaderMapPtr trailers) {
   if (done_) {
     return;
   }
-  onResponseComplete(); // before encodeTrailers, which may destroy this filter
+  onResponseComplete();  // before encodeTrailers, which may destroy this filter
   callbacks_->encodeTrailers(std::move(trailers));
 }
 
@@ -315,6 +316,8 @@ void RouterFilter::cleanup() {
   }
 }
 
-void RouterFilter::onDestroy() { cleanup(); }
+void RouterFilter::onDestroy() {
+  cleanup();
+}
 
-} // namespace corral::router
+}  // namespace corral::router

@@ -57,7 +57,7 @@ private:
   upstream::PendingHandle* pending_ = nullptr;
   upstream::ClientConnection* conn_ = nullptr;
   http::HeaderMap* request_headers_ = nullptr;
-  http::Buffer pending_body_; // request body that arrived before the connection
+  http::Buffer pending_body_;  // request body that arrived before the connection
   http::HeaderMapPtr pending_trailers_;
   event::TimerPtr timeout_;
   std::chrono::steady_clock::time_point upstream_start_;
@@ -67,4 +67,4 @@ private:
   bool done_ = false;
 };
 
-} // namespace corral::router
+}  // namespace corral::router

@@ -43,7 +43,7 @@ nlohmann::json yamlToJson(const YAML::Node& node) {
   case YAML::NodeType::Scalar: {
     // Keep numbers and booleans typed, as Envoy's JSON dump does.
     const std::string& s = node.Scalar();
-    if (node.Tag() != "!") { // unquoted
+    if (node.Tag() != "!") {  // unquoted
       if (s == "true" || s == "false") {
         return s == "true";
       }
@@ -60,7 +60,7 @@ nlohmann::json yamlToJson(const YAML::Node& node) {
     return nullptr;
   }
 }
-} // namespace
+}  // namespace
 
 Server::Server(Options options) : options_(std::move(options)) {
   router::registerRouter(registry_);
@@ -104,8 +104,8 @@ absl::Status Server::load() {
   cluster_manager_ = std::move(*cm);
   std::vector<std::string> errors;
   for (size_t i = 0; i < bootstrap_.listeners.size(); ++i) {
-    const std::string path = fmt::format(
-        "static_resources.listeners[{}].filter_chains[0].filters[0].typed_config", i);
+    const std::string path =
+        fmt::format("static_resources.listeners[{}].filter_chains[0].filters[0].typed_config", i);
     auto hcm = http::ConnectionManagerConfig::create(bootstrap_.listeners[i].hcm, path, bootstrap_,
                                                      registry_, stats_, options_.concurrency);
     if (!hcm.ok()) {
@@ -196,7 +196,7 @@ int Server::run() {
     std::vector<ListenerSocket> sockets;
     for (size_t i = 0; i < listeners_.size(); ++i) {
       sockets.push_back({listeners_[i].fds[w], hcm_configs_[i]});
-      listeners_[i].fds[w] = -1; // the worker's listener owns it now
+      listeners_[i].fds[w] = -1;  // the worker's listener owns it now
     }
     workers_.push_back(std::make_unique<Worker>(w, *cluster_manager_, std::move(sockets)));
   }
@@ -301,9 +301,7 @@ std::string Server::listenersText(bool json) const {
 
 admin::AdminResponse Server::handle(std::string_view method, std::string_view path,
                                     std::string_view query) {
-  auto needsPost = [&](std::string_view p) {
-    return path == p && method != "POST";
-  };
+  auto needsPost = [&](std::string_view p) { return path == p && method != "POST"; };
   if (needsPost("/healthcheck/fail") || needsPost("/healthcheck/ok") ||
       needsPost("/quitquitquit")) {
     return {405, "text/plain", "This endpoint needs POST\n"};
@@ -374,4 +372,4 @@ admin::AdminResponse Server::handle(std::string_view method, std::string_view pa
   return {404, "text/plain; charset=UTF-8", "invalid path. admin commands are listed at /help\n"};
 }
 
-} // namespace corral::server
+}  // namespace corral::server

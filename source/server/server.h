@@ -24,7 +24,7 @@ namespace corral::server {
 
 struct Options {
   std::string config_path;
-  uint32_t concurrency = 0; // 0: number of cores
+  uint32_t concurrency = 0;  // 0: number of cores
   std::string log_level = "info";
   std::chrono::seconds drain_time{10};
   std::string admin_address_path;
@@ -47,8 +47,8 @@ public:
 private:
   struct BoundListener {
     std::string name;
-    std::string address; // "ip:port" as bound
-    std::vector<int> fds; // one per worker
+    std::string address;   // "ip:port" as bound
+    std::vector<int> fds;  // one per worker
   };
   absl::Status bindListeners();
   void shutdown(bool drain);
@@ -75,4 +75,4 @@ private:
   bool shutting_down_ = false;
 };
 
-} // namespace corral::server
+}  // namespace corral::server

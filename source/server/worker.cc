@@ -32,9 +32,13 @@ Worker::Worker(size_t index, const upstream::ClusterManager& cm,
                std::vector<ListenerSocket> sockets)
     : index_(index), cm_(cm), sockets_(std::move(sockets)) {}
 
-Worker::~Worker() { stop(); }
+Worker::~Worker() {
+  stop();
+}
 
-void Worker::start() { thread_ = std::thread([this] { threadRun(); }); }
+void Worker::start() {
+  thread_ = std::thread([this] { threadRun(); });
+}
 
 void Worker::threadRun() {
   stats::setThreadSlot(index_ + 1);
@@ -130,4 +134,4 @@ void Worker::stop() {
   }
 }
 
-} // namespace corral::server
+}  // namespace corral::server

@@ -71,4 +71,4 @@ private:
 // "ip:port" for an IPv4/IPv6 socket address.
 std::string addressToString(const sockaddr* addr);
 
-} // namespace corral::server
+}  // namespace corral::server

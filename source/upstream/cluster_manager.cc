@@ -75,10 +75,10 @@ absl::Status resolve(const config::SocketAddress& sa, bool dns,
 
 thread_local ThreadLocalClusterManager* tls_cm = nullptr;
 
-} // namespace
+}  // namespace
 
-absl::StatusOr<std::unique_ptr<ClusterManager>>
-ClusterManager::create(const config::Bootstrap& bootstrap, stats::Store& store) {
+absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
+    const config::Bootstrap& bootstrap, stats::Store& store) {
   auto cm = std::make_unique<ClusterManager>();
   for (size_t i = 0; i < bootstrap.clusters.size(); ++i) {
     const auto& c = bootstrap.clusters[i];
@@ -86,9 +86,9 @@ ClusterManager::create(const config::Bootstrap& bootstrap, stats::Store& store) 
     for (size_t j = 0; j < c.endpoints.size(); ++j) {
       auto status = resolve(c.endpoints[j], c.type == config::Cluster::Type::StrictDns, hosts);
       if (!status.ok()) {
-        return absl::InvalidArgumentError(fmt::format(
-            "static_resources.clusters[{}].load_assignment (endpoint {}): {}", i, j,
-            std::string(status.message())));
+        return absl::InvalidArgumentError(
+            fmt::format("static_resources.clusters[{}].load_assignment (endpoint {}): {}", i, j,
+                        std::string(status.message())));
       }
     }
     cm->clusters_[c.name] = std::make_shared<ClusterInfo>(c, std::move(hosts), store);
@@ -144,7 +144,11 @@ void ThreadLocalClusterManager::drainIdle() {
   }
 }
 
-ThreadLocalClusterManager* ThreadLocalClusterManager::current() { return tls_cm; }
-void ThreadLocalClusterManager::setCurrent(ThreadLocalClusterManager* tlcm) { tls_cm = tlcm; }
+ThreadLocalClusterManager* ThreadLocalClusterManager::current() {
+  return tls_cm;
+}
+void ThreadLocalClusterManager::setCurrent(ThreadLocalClusterManager* tlcm) {
+  tls_cm = tlcm;
+}
 
-} // namespace corral::upstream
+}  // namespace corral::upstream

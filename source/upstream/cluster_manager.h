@@ -65,7 +65,9 @@ class ClusterInfo {
 public:
   ClusterInfo(const config::Cluster& config, std::vector<HostConstSharedPtr> hosts,
               stats::Store& store)
-      : config_(config), hosts_(std::move(hosts)), stats_(store, "cluster." + config.name + "."),
+      : config_(config),
+        hosts_(std::move(hosts)),
+        stats_(store, "cluster." + config.name + "."),
         connections_(config.circuit_breakers.max_connections),
         pending_(config.circuit_breakers.max_pending_requests),
         requests_(config.circuit_breakers.max_requests) {}
@@ -114,7 +116,7 @@ public:
 
 private:
   ClusterInfoConstSharedPtr info_;
-  std::vector<std::unique_ptr<ConnPool>> pools_; // one per host, same order as info_->hosts()
+  std::vector<std::unique_ptr<ConnPool>> pools_;  // one per host, same order as info_->hosts()
   std::unique_ptr<LoadBalancer> lb_;
 };
 
@@ -133,4 +135,4 @@ private:
   std::map<std::string, std::unique_ptr<ThreadLocalCluster>> clusters_;
 };
 
-} // namespace corral::upstream
+}  // namespace corral::upstream

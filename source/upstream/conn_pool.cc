@@ -30,7 +30,7 @@ struct ConnPool::Pending : public PendingHandle {
     pool.cluster_.stats().upstream_rq_pending_active.dec();
     pool.cluster_.pendingRequests().release();
     pool.cluster_.requests().release();
-    pool.pending_.erase(it); // destroys this
+    pool.pending_.erase(it);  // destroys this
   }
   ConnPool& pool;
   PoolCallbacks& callbacks;
@@ -92,7 +92,7 @@ void ConnPool::maybeConnect() {
   while (connecting_ < pending_.size()) {
     if (!cluster_.connections().tryAcquire()) {
       cluster_.stats().upstream_cx_overflow.inc();
-      return; // waits for a connection of this pool to free up
+      return;  // waits for a connection of this pool to free up
     }
     cluster_.stats().upstream_cx_total.inc();
     cluster_.stats().upstream_cx_active.inc();
@@ -198,20 +198,20 @@ void ConnPool::drainIdle() {
 // ---- ClientConnection ----
 
 ClientConnection::ClientConnection(ConnPool& pool)
-    : pool_(pool), bev_(bufferevent_socket_new(pool.dispatcher().base(), -1, BEV_OPT_CLOSE_ON_FREE)),
+    : pool_(pool),
+      bev_(bufferevent_socket_new(pool.dispatcher().base(), -1, BEV_OPT_CLOSE_ON_FREE)),
       parser_(http::Parser::Type::Response, *this, http::ParserLimits{60 * 1024, 100}) {
   CORRAL_RELEASE_ASSERT(bev_ != nullptr, "bufferevent_socket_new");
   bufferevent_setcb(bev_, &ClientConnection::onReadCb, &ClientConnection::onWriteCb,
                     &ClientConnection::onEventCb, this);
   const Host& h = pool_.host();
-  bool failed_now = bufferevent_socket_connect(
-                        bev_, reinterpret_cast<const sockaddr*>(&h.addr),
-                        static_cast<int>(h.addr_len)) != 0;
+  bool failed_now = bufferevent_socket_connect(bev_, reinterpret_cast<const sockaddr*>(&h.addr),
+                                               static_cast<int>(h.addr_len)) != 0;
   // Failures are reported from the loop, never from inside the pool call that connects.
   connect_timer_ = pool_.dispatcher().createTimer([this, failed_now] {
     if (state_ == State::Connecting) {
-      pool_.onConnectFailed(*this, failed_now ? PoolFailure::ConnectFailure
-                                              : PoolFailure::ConnectTimeout);
+      pool_.onConnectFailed(*this,
+                            failed_now ? PoolFailure::ConnectFailure : PoolFailure::ConnectTimeout);
     }
   });
   connect_timer_->enable(failed_now ? std::chrono::milliseconds(0)
@@ -221,7 +221,9 @@ ClientConnection::ClientConnection(ConnPool& pool)
   }
 }
 
-ClientConnection::~ClientConnection() { bufferevent_free(bev_); }
+ClientConnection::~ClientConnection() {
+  bufferevent_free(bev_);
+}
 
 void ClientConnection::onReadCb(bufferevent*, void* arg) {
   static_cast<ClientConnection*>(arg)->onRead();
@@ -445,8 +447,8 @@ void ClientConnection::close() {
     bufferevent_setfd(bev_, -1);
     ::close(fd);
   }
-  pool_.onClosed(*this, was_busy); // reads state_ (idle list membership) before it changes
+  pool_.onClosed(*this, was_busy);  // reads state_ (idle list membership) before it changes
   state_ = State::Closed;
 }
 
-} // namespace corral::upstream
+}  // namespace corral::upstream

@@ -141,4 +141,4 @@ private:
   bool peer_closed_ = false;
 };
 
-} // namespace corral::upstream
+}  // namespace corral::upstream

@@ -88,11 +88,12 @@ protected:
     cluster_config_.name = "c";
     cluster_config_.connect_timeout = std::chrono::milliseconds(1000);
     cluster_config_.circuit_breakers = {max_conn, max_pending, max_rq};
-    info_ = std::make_unique<ClusterInfo>(cluster_config_, std::vector<HostConstSharedPtr>{},
-                                          store_);
+    info_ =
+        std::make_unique<ClusterInfo>(cluster_config_, std::vector<HostConstSharedPtr>{}, store_);
   }
   // Runs the loop until `cond` or 5 s.
-  template <class F> bool runUntil(F cond) {
+  template <class F>
+  bool runUntil(F cond) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!cond() && std::chrono::steady_clock::now() < deadline) {
       event_base_loop(dispatcher_.base(), EVLOOP_ONCE | EVLOOP_NONBLOCK);
@@ -119,7 +120,7 @@ TEST_F(ConnPoolTest, ReusesKeepAliveConnection) {
   makeCluster(10, 10, 10);
   ConnPool pool(*info_, hostFor(up.port), dispatcher_);
   Waiter w1;
-  EXPECT_NE(pool.newStream(w1), nullptr); // waits for a connection
+  EXPECT_NE(pool.newStream(w1), nullptr);  // waits for a connection
   int peer = -1;
   ASSERT_TRUE(runUntil([&] {
     if (peer < 0) {
@@ -149,7 +150,7 @@ TEST_F(ConnPoolTest, ReusesKeepAliveConnection) {
   EXPECT_EQ(pool.activeRequests(), 0u);
 
   Waiter w2;
-  EXPECT_EQ(pool.newStream(w2), nullptr); // an idle connection: ready at once
+  EXPECT_EQ(pool.newStream(w2), nullptr);  // an idle connection: ready at once
   EXPECT_TRUE(w2.ready);
   EXPECT_EQ(w2.conn, first);
   EXPECT_EQ(info_->stats().upstream_cx_total.value(), 1u);
@@ -182,13 +183,13 @@ TEST_F(ConnPoolTest, PendingOverflow) {
   makeCluster(1, 1, 10);
   ConnPool pool(*info_, hostFor(up.port), dispatcher_);
   Waiter w1, w2;
-  PendingHandle* h = pool.newStream(w1); // pending while connecting
+  PendingHandle* h = pool.newStream(w1);  // pending while connecting
   ASSERT_NE(h, nullptr);
-  EXPECT_EQ(pool.newStream(w2), nullptr); // max_pending_requests 1: overflow at once
+  EXPECT_EQ(pool.newStream(w2), nullptr);  // max_pending_requests 1: overflow at once
   EXPECT_TRUE(w2.failed);
   EXPECT_EQ(w2.failure, PoolFailure::Overflow);
   EXPECT_EQ(info_->stats().upstream_rq_pending_overflow.value(), 1u);
-  h->cancel(); // gives back its pending and request slots
+  h->cancel();  // gives back its pending and request slots
   EXPECT_EQ(info_->pendingRequests().count(), 0u);
   EXPECT_EQ(info_->requests().count(), 0u);
   EXPECT_FALSE(w1.ready || w1.failed);
@@ -201,12 +202,12 @@ TEST_F(ConnPoolTest, MaxRequestsOverflow) {
   Waiter w1, w2;
   PendingHandle* h = pool.newStream(w1);
   ASSERT_NE(h, nullptr);
-  EXPECT_EQ(pool.newStream(w2), nullptr); // max_requests 1
+  EXPECT_EQ(pool.newStream(w2), nullptr);  // max_requests 1
   EXPECT_TRUE(w2.failed);
   EXPECT_EQ(w2.failure, PoolFailure::Overflow);
   h->cancel();
   EXPECT_EQ(info_->requests().count(), 0u);
 }
 
-} // namespace
-} // namespace corral::upstream
+}  // namespace
+}  // namespace corral::upstream

@@ -11,8 +11,8 @@ namespace corral::upstream {
 struct Host {
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
-  std::string address; // "ip:port", for logs and %UPSTREAM_HOST%
+  std::string address;  // "ip:port", for logs and %UPSTREAM_HOST%
 };
 using HostConstSharedPtr = std::shared_ptr<const Host>;
 
-} // namespace corral::upstream
+}  // namespace corral::upstream

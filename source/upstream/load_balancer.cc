@@ -50,7 +50,7 @@ private:
   std::mt19937_64 rng_;
 };
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<LoadBalancer> LoadBalancer::create(config::Cluster::LbPolicy policy,
                                                    size_t host_count,
@@ -67,4 +67,4 @@ std::unique_ptr<LoadBalancer> LoadBalancer::create(config::Cluster::LbPolicy pol
   }
 }
 
-} // namespace corral::upstream
+}  // namespace corral::upstream

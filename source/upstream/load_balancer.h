@@ -23,4 +23,4 @@ public:
                                               uint64_t seed);
 };
 
-} // namespace corral::upstream
+}  // namespace corral::upstream

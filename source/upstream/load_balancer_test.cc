@@ -26,14 +26,14 @@ TEST(LoadBalancerTest, RandomStaysInRangeAndSpreads) {
     ++counts[c];
   }
   for (size_t h = 0; h < 4; ++h) {
-    EXPECT_GT(counts[h], 800) << h; // ~1000 each
+    EXPECT_GT(counts[h], 800) << h;  // ~1000 each
   }
 }
 
 TEST(LoadBalancerTest, LeastRequestPrefersLessLoaded) {
   std::vector<uint64_t> active = {10, 0, 10};
-  auto lb = LoadBalancer::create(config::Cluster::LbPolicy::LeastRequest, 3,
-                                 [&](size_t i) { return active[i]; }, 7);
+  auto lb = LoadBalancer::create(
+      config::Cluster::LbPolicy::LeastRequest, 3, [&](size_t i) { return active[i]; }, 7);
   std::map<size_t, int> counts;
   for (int i = 0; i < 3000; ++i) {
     ++counts[lb->choose()];
@@ -44,10 +44,10 @@ TEST(LoadBalancerTest, LeastRequestPrefersLessLoaded) {
 }
 
 TEST(LoadBalancerTest, LeastRequestSingleHost) {
-  auto lb = LoadBalancer::create(config::Cluster::LbPolicy::LeastRequest, 1,
-                                 [](size_t) { return 5; }, 1);
+  auto lb = LoadBalancer::create(
+      config::Cluster::LbPolicy::LeastRequest, 1, [](size_t) { return 5; }, 1);
   EXPECT_EQ(lb->choose(), 0u);
 }
 
-} // namespace
-} // namespace corral::upstream
+}  // namespace
+}  // namespace corral::upstream
