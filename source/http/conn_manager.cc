@@ -1,11 +1,5 @@
 #include "source/http/conn_manager.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-
-#include <sys/socket.h>
-
 #include <random>
 
 #include <fmt/format.h>
@@ -38,16 +32,12 @@ ServerConnection::ServerConnection(ConnectionOwner& owner, ConnectionManagerConf
                                    int fd, std::string remote_address, std::string local_address)
     : owner_(owner),
       config_(std::move(config)),
-      bev_(bufferevent_socket_new(owner.dispatcher().base(), fd, BEV_OPT_CLOSE_ON_FREE)),
       parser_(Parser::Type::Request, *this,
               ParserLimits{config_->hcm().max_request_headers_kb * 1024ULL,
                            config_->hcm().max_headers_count}),
+      socket_(std::make_unique<event::StreamSocket>(owner.dispatcher(), fd, *this)),
       remote_address_(std::move(remote_address)),
       local_address_(std::move(local_address)) {
-  CORRAL_RELEASE_ASSERT(bev_ != nullptr, "bufferevent_socket_new");
-  bufferevent_setcb(bev_, &ServerConnection::onReadCb, &ServerConnection::onWriteCb,
-                    &ServerConnection::onEventCb, this);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
   config_->stats().downstream_cx_total.inc();
   config_->stats().downstream_cx_active.inc();
   armIdleTimer();
@@ -55,7 +45,7 @@ ServerConnection::ServerConnection(ConnectionOwner& owner, ConnectionManagerConf
 
 ServerConnection::~ServerConnection() {
   stream_.reset();
-  bufferevent_free(bev_);
+  socket_.reset();
   config_->stats().downstream_cx_active.dec();
   config_->stats().downstream_cx_destroy.inc();
 }
@@ -74,80 +64,60 @@ void ServerConnection::armIdleTimer() {
   idle_timer_->enable(timeout);
 }
 
-void ServerConnection::onReadCb(bufferevent*, void* arg) {
-  static_cast<ServerConnection*>(arg)->processInput();
-}
-
-void ServerConnection::onWriteCb(bufferevent*, void* arg) {
-  auto* self = static_cast<ServerConnection*>(arg);
-  if (self->closing_) {
-    self->onFlushed();
-    return;
-  }
-  if (self->drained_cb_) {
-    auto cb = std::move(self->drained_cb_);
-    self->drained_cb_ = nullptr;
+void ServerConnection::onWriteDrained() {
+  if (drained_cb_) {
+    auto cb = std::move(drained_cb_);
+    drained_cb_ = nullptr;
     cb();
   }
 }
 
-void ServerConnection::onEventCb(bufferevent*, short events, void* arg) {
-  auto* self = static_cast<ServerConnection*>(arg);
-  if ((events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) != 0) {
-    if (self->stream_ && !self->closing_) {
-      self->config_->stats().downstream_rq_rx_reset.inc();
-      self->stream_->info().addResponseFlag("DC");
-      if (!self->stream_->info().response_code) {
-        self->stream_->info().response_code_details = "downstream_remote_disconnect";
-      }
+void ServerConnection::onClose(event::StreamSocket::CloseReason) {
+  if (stream_ && !closing_) {
+    config_->stats().downstream_rq_rx_reset.inc();
+    stream_->info().addResponseFlag("DC");
+    if (!stream_->info().response_code) {
+      stream_->info().response_code_details = "downstream_remote_disconnect";
     }
-    self->close();
   }
+  close();
 }
 
-void ServerConnection::processInput() {
-  evbuffer* in = bufferevent_get_input(bev_);
-  if (closing_) {
+size_t ServerConnection::onData(std::string_view data) {
+  if (closing_ || closed_) {
     // Lingering close: what the client still sends is read and dropped, so that closing does
     // not reset the connection before the client has read our last response.
-    evbuffer_drain(in, evbuffer_get_length(in));
-    return;
+    return data.size();
   }
-  while (!closed_ && !closing_) {
+  size_t consumed = 0;
+  while (!closed_ && !closing_ && consumed < data.size()) {
     if (parser_.paused()) {
       if (stream_) {
-        // A complete request is being answered; pipelined bytes wait, unread.
-        bufferevent_disable(bev_, EV_READ);
-        return;
+        // A complete request is being answered; pipelined bytes wait.
+        socket_->readDisable(true);
+        break;
       }
       parser_.resume();
-    }
-    const size_t len = evbuffer_get_length(in);
-    if (len == 0) {
-      return;
-    }
-    evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) {
-      return;
     }
     if (stream_) {
       stream_->onActivity();
     } else if (idle_timer_) {
       idle_timer_->disable();
     }
-    const auto result = parser_.feed(static_cast<const char*>(v.iov_base), v.iov_len);
+    const auto result = parser_.feed(data.data() + consumed, data.size() - consumed);
     if (closed_) {
-      return;
+      return data.size();
     }
-    evbuffer_drain(in, result.consumed);
+    consumed += result.consumed;
     if (result.error) {
       onCodecError(*result.error);
-      return;
+      return data.size();
     }
     if (result.consumed == 0 && !parser_.paused()) {
-      return;
+      break;
     }
   }
+  return closing_ ? data.size() : consumed;
 }
 
 void ServerConnection::onHeaders(HeaderMapPtr headers, bool end_stream) {
@@ -266,9 +236,7 @@ void ServerConnection::onCodecError(const CodecError& error) {
   closeAfterFlush();
 }
 
-void ServerConnection::writeRaw(std::string_view data) {
-  bufferevent_write(bev_, data.data(), data.size());
-}
+void ServerConnection::writeRaw(std::string_view data) { socket_->write(data); }
 
 void ServerConnection::writeHeaders(HeaderMap& headers, bool end_stream) {
   if (closed_) {
@@ -313,11 +281,8 @@ void ServerConnection::writeData(std::string_view data, bool end_stream) {
     return;
   }
   if (chunked_response_) {
-    thread_local std::string scratch;
-    scratch.clear();
     if (!data.empty()) {
-      scratch = fmt::format("{:x}\r\n", data.size());
-      writeRaw(scratch);
+      writeRaw(fmt::format("{:x}\r\n", data.size()));
       writeRaw(data);
       writeRaw("\r\n");
     }
@@ -346,16 +311,12 @@ void ServerConnection::writeTrailers(const HeaderMap& trailers) {
 
 void ServerConnection::readDisable(bool disable) {
   read_disabled_by_stream_ = disable;
-  if (disable) {
-    bufferevent_disable(bev_, EV_READ);
-  } else if (!closing_ && !closed_) {
-    bufferevent_enable(bev_, EV_READ);
+  if (!closing_ && !closed_) {
+    socket_->readDisable(disable);
   }
 }
 
-size_t ServerConnection::bufferedWriteBytes() const {
-  return evbuffer_get_length(bufferevent_get_output(bev_));
-}
+size_t ServerConnection::bufferedWriteBytes() const { return socket_->bufferedWriteBytes(); }
 
 void ServerConnection::onWriteDrained(std::function<void()> cb) {
   drained_cb_ = std::move(cb);
@@ -375,13 +336,12 @@ void ServerConnection::onResponseComplete() {
     closeAfterFlush();
     return;
   }
-  if (read_disabled_by_stream_) {
-    read_disabled_by_stream_ = false;
-  }
-  bufferevent_enable(bev_, EV_READ);
-  if (evbuffer_get_length(bufferevent_get_input(bev_)) > 0) {
+  read_disabled_by_stream_ = false;
+  socket_->readDisable(false);
+  if (socket_->pendingInput() > 0) {
+    // Pipelined requests: taken up from the loop, not from inside this stream's callbacks.
     if (!resume_timer_) {
-      resume_timer_ = owner_.dispatcher().createTimer([this] { processInput(); });
+      resume_timer_ = owner_.dispatcher().createTimer([this] { socket_->processPending(); });
     }
     resume_timer_->enable(std::chrono::milliseconds(0));
   } else {
@@ -412,20 +372,14 @@ void ServerConnection::closeAfterFlush() {
     return;
   }
   closing_ = true;
-  bufferevent_enable(bev_, EV_READ);  // to drain, see processInput()
+  socket_->readDisable(false);  // to drain, see onData()
   if (idle_timer_) {
     idle_timer_->disable();
   }
+  // Send what is queued, then FIN; wait (bounded) for the client's FIN.
+  socket_->shutdownWrite();
   flush_timer_ = owner_.dispatcher().createTimer([this] { close(); });
   flush_timer_->enable(kDelayedClose);
-  if (bufferedWriteBytes() == 0) {
-    onFlushed();
-  }
-}
-
-void ServerConnection::onFlushed() {
-  // Our side is done: send FIN and wait (bounded by flush_timer_) for the client's.
-  ::shutdown(bufferevent_getfd(bev_), SHUT_WR);
 }
 
 void ServerConnection::close() {
@@ -433,7 +387,7 @@ void ServerConnection::close() {
     return;
   }
   closed_ = true;
-  bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  socket_->close();
   if (stream_) {
     stream_->destroyFilters();
     owner_.dispatcher().deferredDelete(std::move(stream_));

@@ -8,11 +8,10 @@
 #include <string>
 
 #include "source/event/dispatcher.h"
+#include "source/event/stream_socket.h"
 #include "source/http/codec.h"
 #include "source/http/conn_manager_config.h"
 #include "source/http/filter_manager.h"
-
-struct bufferevent;
 
 namespace corral::http {
 
@@ -29,6 +28,7 @@ public:
 };
 
 class ServerConnection : public event::DeferredDeletable,
+                         public event::StreamSocket::Callbacks,
                          public MessageCallbacks,
                          public StreamOwner {
 public:
@@ -39,6 +39,11 @@ public:
   // Drain: close now if idle, else after the current response.
   void startDrain();
   bool closed() const { return closed_; }
+
+  // StreamSocket::Callbacks
+  size_t onData(std::string_view data) override;
+  void onClose(event::StreamSocket::CloseReason reason) override;
+  void onWriteDrained() override;
 
   // MessageCallbacks (codec)
   void onHeaders(HeaderMapPtr headers, bool end_stream) override;
@@ -58,23 +63,17 @@ public:
   void onStreamReset(std::string_view details) override;
 
 private:
-  static void onReadCb(bufferevent* bev, void* arg);
-  static void onWriteCb(bufferevent* bev, void* arg);
-  static void onEventCb(bufferevent* bev, short events, void* arg);
-
-  void processInput();
   void onCodecError(const CodecError& error);
   void writeRaw(std::string_view data);
   void finishStream();
   void closeAfterFlush();
-  void onFlushed();
   void close();
   void armIdleTimer();
 
   ConnectionOwner& owner_;
   ConnectionManagerConfigSharedPtr config_;
-  bufferevent* bev_;
   Parser parser_;
+  std::unique_ptr<event::StreamSocket> socket_;
   std::unique_ptr<ActiveStream> stream_;
   std::string remote_address_;
   std::string local_address_;

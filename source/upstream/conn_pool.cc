@@ -1,7 +1,5 @@
 #include "source/upstream/conn_pool.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -199,125 +197,97 @@ void ConnPool::drainIdle() {
 
 ClientConnection::ClientConnection(ConnPool& pool)
     : pool_(pool),
-      bev_(bufferevent_socket_new(pool.dispatcher().base(), -1, BEV_OPT_CLOSE_ON_FREE)),
       parser_(http::Parser::Type::Response, *this, http::ParserLimits{60 * 1024, 100}) {
-  CORRAL_RELEASE_ASSERT(bev_ != nullptr, "bufferevent_socket_new");
-  bufferevent_setcb(bev_, &ClientConnection::onReadCb, &ClientConnection::onWriteCb,
-                    &ClientConnection::onEventCb, this);
   const Host& h = pool_.host();
-  bool failed_now = bufferevent_socket_connect(bev_, reinterpret_cast<const sockaddr*>(&h.addr),
-                                               static_cast<int>(h.addr_len)) != 0;
+  socket_ = event::StreamSocket::connect(pool_.dispatcher(),
+                                         reinterpret_cast<const sockaddr*>(&h.addr), h.addr_len,
+                                         *this);
+  const bool failed_now = socket_ == nullptr;
   // Failures are reported from the loop, never from inside the pool call that connects.
   connect_timer_ = pool_.dispatcher().createTimer([this, failed_now] {
     if (state_ == State::Connecting) {
-      pool_.onConnectFailed(*this,
-                            failed_now ? PoolFailure::ConnectFailure : PoolFailure::ConnectTimeout);
+      pool_.onConnectFailed(*this, failed_now ? PoolFailure::ConnectFailure
+                                              : PoolFailure::ConnectTimeout);
     }
   });
   connect_timer_->enable(failed_now ? std::chrono::milliseconds(0)
                                     : pool_.cluster().config().connect_timeout);
-  if (!failed_now) {
-    bufferevent_enable(bev_, EV_READ | EV_WRITE);
-  }
 }
 
-ClientConnection::~ClientConnection() {
-  bufferevent_free(bev_);
+ClientConnection::~ClientConnection() = default;
+
+void ClientConnection::onConnected() {
+  connect_timer_.reset();
+  const int one = 1;
+  ::setsockopt(socket_->fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  state_ = State::Idle;
+  pool_.onConnected(*this);
 }
 
-void ClientConnection::onReadCb(bufferevent*, void* arg) {
-  static_cast<ClientConnection*>(arg)->onRead();
-}
-
-void ClientConnection::onWriteCb(bufferevent*, void* arg) {
-  auto* self = static_cast<ClientConnection*>(arg);
-  if (self->drained_cb_) {
-    auto cb = std::move(self->drained_cb_);
-    self->drained_cb_ = nullptr;
+void ClientConnection::onWriteDrained() {
+  if (drained_cb_) {
+    auto cb = std::move(drained_cb_);
+    drained_cb_ = nullptr;
     cb();
   }
 }
 
-void ClientConnection::onEventCb(bufferevent*, short events, void* arg) {
-  auto* self = static_cast<ClientConnection*>(arg);
-  if ((events & BEV_EVENT_CONNECTED) != 0) {
-    self->connect_timer_.reset();
-    const int fd = bufferevent_getfd(self->bev_);
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    self->state_ = State::Idle;
-    self->pool_.onConnected(*self);
-    return;
-  }
-  if ((events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0) {
-    return;
-  }
-  switch (self->state_) {
+void ClientConnection::onClose(event::StreamSocket::CloseReason reason) {
+  switch (state_) {
   case State::Connecting:
-    self->connect_timer_.reset();
-    self->pool_.onConnectFailed(*self, PoolFailure::ConnectFailure);
+    connect_timer_.reset();
+    pool_.onConnectFailed(*this, PoolFailure::ConnectFailure);
     return;
   case State::Busy:
-    if ((events & BEV_EVENT_EOF) != 0 && self->parser_.midMessage()) {
+    if (reason == event::StreamSocket::CloseReason::RemoteClose && parser_.midMessage()) {
       // A close-delimited body ends here, and so does the connection.
-      self->peer_closed_ = true;
-      self->onRead();
-      if (self->state_ == State::Closed) {
-        return;
-      }
-      auto r = self->parser_.feedEof();
+      peer_closed_ = true;
+      auto r = parser_.feedEof();
       if (r.error) {
-        self->fail(r.error->details);
+        fail(r.error->details);
         return;
       }
-      if (self->state_ != State::Busy) {
+      if (state_ != State::Busy) {
         return;
       }
     }
-    self->fail("remote_reset");
+    fail("remote_reset");
     return;
   case State::Idle:
-    self->close();
+    close();
     return;
   case State::Closed:
     return;
   }
 }
 
-void ClientConnection::onRead() {
-  evbuffer* in = bufferevent_get_input(bev_);
-  while (state_ == State::Busy || state_ == State::Idle) {
-    const size_t len = evbuffer_get_length(in);
-    if (len == 0) {
-      return;
-    }
+size_t ClientConnection::onData(std::string_view data) {
+  size_t consumed = 0;
+  while (consumed < data.size() && (state_ == State::Busy || state_ == State::Idle)) {
     if (state_ == State::Idle) {
       // Bytes nobody asked for: the connection cannot be trusted for reuse.
       pool_.cluster().stats().upstream_cx_protocol_error.inc();
       close();
-      return;
+      return data.size();
     }
     if (parser_.paused()) {
       parser_.resume();
     }
-    evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) {
-      return;
-    }
-    const auto r = parser_.feed(static_cast<const char*>(v.iov_base), v.iov_len);
+    const auto r = parser_.feed(data.data() + consumed, data.size() - consumed);
     if (state_ == State::Closed) {
-      return;
+      return data.size();
     }
-    evbuffer_drain(in, r.consumed);
+    consumed += r.consumed;
     if (r.error) {
       pool_.cluster().stats().upstream_cx_protocol_error.inc();
       fail(r.error->details);
-      return;
+      return data.size();
     }
     if (r.consumed == 0) {
-      return;
+      break;
     }
   }
+  return state_ == State::Closed ? data.size() : consumed;
 }
 
 void ClientConnection::encodeHeaders(const http::HeaderMap& headers, bool end_stream) {
@@ -333,7 +303,7 @@ void ClientConnection::encodeHeaders(const http::HeaderMap& headers, bool end_st
   response_complete_ = false;
   response_headers_end_ = false;
   response_trailers_ = false;
-  bufferevent_write(bev_, scratch.data(), scratch.size());
+  socket_->write(scratch);
 }
 
 void ClientConnection::encodeData(std::string_view data, bool end_stream) {
@@ -344,9 +314,9 @@ void ClientConnection::encodeData(std::string_view data, bool end_stream) {
     if (end_stream) {
       http::encodeLastChunk(scratch, nullptr);
     }
-    bufferevent_write(bev_, scratch.data(), scratch.size());
-  } else if (!data.empty()) {
-    bufferevent_write(bev_, data.data(), data.size());
+    socket_->write(scratch);
+  } else {
+    socket_->write(data);
   }
   request_complete_ = request_complete_ || end_stream;
 }
@@ -356,21 +326,19 @@ void ClientConnection::encodeTrailers(const http::HeaderMap& trailers) {
     thread_local std::string scratch;
     scratch.clear();
     http::encodeLastChunk(scratch, &trailers);
-    bufferevent_write(bev_, scratch.data(), scratch.size());
+    socket_->write(scratch);
   }
   request_complete_ = true;
 }
 
 void ClientConnection::readDisable(bool disable) {
-  if (disable) {
-    bufferevent_disable(bev_, EV_READ);
-  } else if (state_ != State::Closed) {
-    bufferevent_enable(bev_, EV_READ);
+  if (socket_ != nullptr) {
+    socket_->readDisable(disable);
   }
 }
 
 size_t ClientConnection::bufferedBytes() const {
-  return evbuffer_get_length(bufferevent_get_output(bev_));
+  return socket_ != nullptr ? socket_->bufferedWriteBytes() : 0;
 }
 
 void ClientConnection::onHeaders(http::HeaderMapPtr headers, bool end_stream) {
@@ -407,12 +375,12 @@ void ClientConnection::release() {
   }
   decoder_ = nullptr;
   drained_cb_ = nullptr;
-  // Bytes after the response (if any) are caught by onRead, which closes an idle connection
-  // that receives data; the input buffer still holds the bytes being parsed right now.
+  // Bytes after the response (if any) are caught by onData, which closes an idle connection
+  // that receives data.
   const bool reusable = response_complete_ && request_complete_ && keep_alive_;
   if (reusable) {
     state_ = State::Idle;
-    bufferevent_enable(bev_, EV_READ);
+    socket_->readDisable(false);
     pool_.onReleased(*this, true);
   } else {
     // The pool's accounting for this request ends with the close.
@@ -441,11 +409,9 @@ void ClientConnection::close() {
   }
   const bool was_busy = state_ == State::Busy;
   connect_timer_.reset();
-  bufferevent_disable(bev_, EV_READ | EV_WRITE);
   // Close the socket now, not at the deferred deletion, so the peer sees it at once.
-  if (const int fd = bufferevent_getfd(bev_); fd >= 0) {
-    bufferevent_setfd(bev_, -1);
-    ::close(fd);
+  if (socket_ != nullptr) {
+    socket_->close();
   }
   pool_.onClosed(*this, was_busy);  // reads state_ (idle list membership) before it changes
   state_ = State::Closed;

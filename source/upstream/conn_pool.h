@@ -13,10 +13,9 @@
 #include <string>
 
 #include "source/event/dispatcher.h"
+#include "source/event/stream_socket.h"
 #include "source/http/codec.h"
 #include "source/upstream/cluster_manager.h"
-
-struct bufferevent;
 
 namespace corral::upstream {
 
@@ -86,7 +85,9 @@ private:
   uint64_t active_requests_ = 0;
 };
 
-class ClientConnection : public http::MessageCallbacks, public event::DeferredDeletable {
+class ClientConnection : public http::MessageCallbacks,
+                         public event::StreamSocket::Callbacks,
+                         public event::DeferredDeletable {
 public:
   explicit ClientConnection(ConnPool& pool);
   ~ClientConnection() override;
@@ -118,16 +119,17 @@ public:
   std::list<std::unique_ptr<ClientConnection>>::iterator self_it;
 
 private:
-  static void onReadCb(bufferevent* bev, void* arg);
-  static void onWriteCb(bufferevent* bev, void* arg);
-  static void onEventCb(bufferevent* bev, short events, void* arg);
-  void onRead();
+  // StreamSocket::Callbacks
+  size_t onData(std::string_view data) override;
+  void onClose(event::StreamSocket::CloseReason reason) override;
+  void onWriteDrained() override;
+  void onConnected() override;
   void fail(std::string_view reason);
   void close();
 
   ConnPool& pool_;
-  bufferevent* bev_;
   http::Parser parser_;
+  std::unique_ptr<event::StreamSocket> socket_;
   ResponseDecoder* decoder_ = nullptr;
   event::TimerPtr connect_timer_;
   std::function<void()> drained_cb_;
