@@ -8,7 +8,7 @@
 
 namespace corral::event {
 Timer::Timer(Dispatcher& dispatcher, std::function<void()> cb)
-    : ev_(evtimer_new(dispatcher.base(), &Timer::onFire, this)), cb_(std::move(cb)) {
+    : dispatcher_(dispatcher), ev_(evtimer_new(dispatcher.base(), &Timer::onFire, this)), cb_(std::move(cb)) {
   CORRAL_RELEASE_ASSERT(ev_ != nullptr, "evtimer_new");
 }
 
@@ -17,6 +17,10 @@ Timer::~Timer() {
 }
 
 void Timer::enable(std::chrono::milliseconds timeout) {
+  if (const timeval* common = dispatcher_.commonTimeout(timeout)) {
+    evtimer_add(ev_, common);
+    return;
+  }
   timeval tv;
   tv.tv_sec = timeout.count() / 1000;
   tv.tv_usec = (timeout.count() % 1000) * 1000;
@@ -72,6 +76,22 @@ void Dispatcher::post(std::function<void()> cb) {
     // A full counter (impossible in practice) still leaves the fd readable: the wake-up is kept.
     [[maybe_unused]] ssize_t n = ::write(post_fd_, &one, sizeof(one));
   }
+}
+
+const timeval* Dispatcher::commonTimeout(std::chrono::milliseconds timeout) {
+  auto it = common_timeouts_.find(timeout.count());
+  if (it != common_timeouts_.end()) {
+    return it->second;
+  }
+  if (common_timeouts_.size() >= 128) {  // libevent allows 256 per base
+    return nullptr;
+  }
+  timeval tv;
+  tv.tv_sec = timeout.count() / 1000;
+  tv.tv_usec = (timeout.count() % 1000) * 1000;
+  const timeval* common = event_base_init_common_timeout(base_, &tv);
+  common_timeouts_.emplace(timeout.count(), common);
+  return common;
 }
 
 void Dispatcher::deferredDelete(std::unique_ptr<DeferredDeletable> d) {

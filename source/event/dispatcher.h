@@ -8,10 +8,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 struct event_base;
 struct event;
+struct timeval;
 
 namespace corral::event {
 
@@ -38,6 +40,7 @@ public:
 
 private:
   static void onFire(int, short, void* arg);
+  Dispatcher& dispatcher_;
   struct event* ev_;
   std::function<void()> cb_;
 };
@@ -60,6 +63,10 @@ public:
   void deferredDelete(std::unique_ptr<DeferredDeletable> d);
   // Destroys everything pending deletion now (for tests and shutdown).
   void clearDeferredDeleteList();
+  // libevent's "common timeout" for this duration: timers that share a duration are kept in a
+  // queue instead of the heap, so arming one is O(1). Falls back to a plain timeval (nullptr
+  // result) past libevent's limit of distinct durations.
+  const timeval* commonTimeout(std::chrono::milliseconds timeout);
   // Runs the loop until exit() is called.
   void run();
   // Any thread.
@@ -74,6 +81,7 @@ private:
   int post_fd_;  // eventfd: posts wake the loop without locking the event_base
   struct event* post_ev_;
   struct event* deferred_ev_;
+  std::unordered_map<int64_t, const timeval*> common_timeouts_;
   std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;

@@ -1,5 +1,7 @@
 #include "source/http/codec.h"
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 namespace corral::http {
@@ -117,35 +119,52 @@ bool Parser::checkStartLine() const {
 }
 
 bool Parser::scanHeaderBlock(const char* data, size_t len) {
-  for (size_t i = 0; i < len && scanning_headers_; ++i) {
-    const char ch = data[i];
-    if (scan_lines_ == 0 && ch != '\n' && !(start_line_.empty() && ch == '\r')) {
-      // Keep the first 16 and the last 16 bytes of the start line: enough for both checks.
-      if (start_line_.size() >= 32) {
-        start_line_.erase(16, 1);
-      }
-      start_line_.push_back(ch);
-    }
-    if (scan_prev_ == '\n' && (ch == ' ' || ch == '\t') && scan_lines_ > 0) {
+  // Line by line with memchr: the common case is a handful of vectorised scans per request.
+  size_t i = 0;
+  while (i < len && scanning_headers_) {
+    if (scan_prev_ == '\n' && (data[i] == ' ' || data[i] == '\t') && scan_lines_ > 0) {
       return false;  // obs-fold, or whitespace before the first field
     }
-    if (scan_prev_ == '\r' && ch != '\n') {
-      return false;  // bare CR
+    if (scan_prev_ == '\r' && data[i] != '\n') {
+      return false;  // bare CR (split across reads)
     }
-    if (ch == '\n') {
-      if (scan_line_len_ == 0 && scan_lines_ > 0) {
-        scanning_headers_ = false;  // the empty line ending the header block
-      } else if (scan_line_len_ > 0) {
-        if (scan_lines_ == 0 && !checkStartLine()) {
-          return false;
+    const char* nl = static_cast<const char*>(std::memchr(data + i, '\n', len - i));
+    const size_t end = nl != nullptr ? static_cast<size_t>(nl - data) : len;
+    // Bytes of this line in this buffer, without the LF.
+    std::string_view part(data + i, end - i);
+    const size_t cr = part.find('\r');
+    if (cr != std::string_view::npos && cr + 1 < part.size()) {
+      return false;  // a CR inside a line
+    }
+    if (scan_lines_ == 0) {
+      for (char ch : part) {
+        if (start_line_.empty() && ch == '\r') {
+          continue;
         }
-        ++scan_lines_;
+        // Keep the first 16 and the last 16 bytes of the start line: enough for both checks.
+        if (start_line_.size() >= 32) {
+          start_line_.erase(16, 1);
+        }
+        start_line_.push_back(ch);
       }
-      scan_line_len_ = 0;
-    } else if (ch != '\r') {
-      ++scan_line_len_;
     }
-    scan_prev_ = ch;
+    const size_t content = part.size() - (cr != std::string_view::npos ? 1 : 0);
+    scan_line_len_ += content;
+    if (nl == nullptr) {
+      scan_prev_ = part.empty() ? scan_prev_ : part.back();
+      return true;
+    }
+    if (scan_line_len_ == 0 && scan_lines_ > 0) {
+      scanning_headers_ = false;  // the empty line ending the header block
+    } else if (scan_line_len_ > 0) {
+      if (scan_lines_ == 0 && !checkStartLine()) {
+        return false;
+      }
+      ++scan_lines_;
+    }
+    scan_line_len_ = 0;
+    scan_prev_ = '\n';
+    i = end + 1;
   }
   return true;
 }
@@ -219,6 +238,7 @@ int Parser::onMessageBegin(http_parser* p) {
   Parser* s = self(p);
   s->chunk_crlf_pending_ = 0;
   s->headers_ = std::make_unique<HeaderMap>();
+  s->headers_->entries().reserve(16);
   s->url_.clear();
   s->field_.clear();
   s->value_.clear();
@@ -250,7 +270,12 @@ void Parser::finishHeaderLine() {
   if (field_.empty()) {
     return;
   }
-  headers_->add(field_, value_);
+  for (char& ch : field_) {
+    if (ch >= 'A' && ch <= 'Z') {
+      ch = static_cast<char>(ch - 'A' + 'a');
+    }
+  }
+  headers_->entries().push_back({std::move(field_), std::move(value_)});
   field_.clear();
   value_.clear();
 }

@@ -20,12 +20,29 @@ bool hopByHop(std::string_view key) {
 
 std::string generateRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  const uint64_t a = rng();
-  const uint64_t b = rng();
-  // Version 4, variant 10xx.
-  return fmt::format("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", static_cast<uint32_t>(a >> 32),
-                     static_cast<uint32_t>((a >> 16) & 0xffff), static_cast<uint32_t>(a & 0xfff),
-                     static_cast<uint32_t>(0x8000 | ((b >> 48) & 0x3fff)), b & 0xffffffffffffULL);
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t a = rng();
+  uint64_t b = rng();
+  // 8-4-4-4-12 hex digits; version 4, variant 10xx, as Envoy generates.
+  a = (a & ~0xf000ULL) | 0x4000ULL;
+  b = (b & ~(0xc000ULL << 48)) | (0x8000ULL << 48);
+  std::string out(36, '-');
+  size_t pos = 0;
+  auto put = [&](uint64_t v, int digits) {
+    for (int d = digits - 1; d >= 0; --d) {
+      out[pos++] = kHex[(v >> (4 * d)) & 0xf];
+    }
+  };
+  put(a >> 32, 8);
+  ++pos;
+  put((a >> 16) & 0xffff, 4);
+  ++pos;
+  put(a & 0xffff, 4);
+  ++pos;
+  put(b >> 48, 4);
+  ++pos;
+  put(b & 0xffffffffffffULL, 12);
+  return out;
 }
 
 ServerConnection::ServerConnection(ConnectionOwner& owner, ConnectionManagerConfigSharedPtr config,

@@ -162,22 +162,32 @@ void ActiveStream::armTimers() {
     request_timer_->enable(hcm.request_timeout);
   }
   if (hcm.stream_idle_timeout.count() > 0) {
-    idle_timer_ = owner_.dispatcher().createTimer([this] {
-      config_.stats().downstream_rq_idle_timeout.inc();
-      info_.addResponseFlag("SI");
-      if (response_headers_written_) {
-        resetStream("stream_idle_timeout");
-      } else {
-        sendLocalReply(408, "stream timeout", "stream_idle_timeout");
-      }
-    });
+    last_activity_ = std::chrono::steady_clock::now();
+    idle_timer_ = owner_.dispatcher().createTimer([this] { onIdleTimer(); });
     idle_timer_->enable(hcm.stream_idle_timeout);
+  }
+}
+
+void ActiveStream::onIdleTimer() {
+  const auto timeout = config_.hcm().stream_idle_timeout;
+  const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - last_activity_);
+  if (idle < timeout) {
+    idle_timer_->enable(timeout - idle);
+    return;
+  }
+  config_.stats().downstream_rq_idle_timeout.inc();
+  info_.addResponseFlag("SI");
+  if (response_headers_written_) {
+    resetStream("stream_idle_timeout");
+  } else {
+    sendLocalReply(408, "stream timeout", "stream_idle_timeout");
   }
 }
 
 void ActiveStream::onActivity() {
   if (idle_timer_) {
-    idle_timer_->enable(config_.hcm().stream_idle_timeout);
+    last_activity_ = std::chrono::steady_clock::now();
   }
 }
 

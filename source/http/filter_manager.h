@@ -117,6 +117,7 @@ private:
   void resetStream(std::string_view details);
   std::optional<Route> route();
   void armTimers();
+  void onIdleTimer();
 
   StreamOwner& owner_;
   const ConnectionManagerConfig& config_;
@@ -136,7 +137,10 @@ private:
   bool local_reply_sent_ = false;
   bool filters_destroyed_ = false;
   event::TimerPtr request_timer_;
+  // Armed once; on firing it checks the last activity and re-arms for the rest, so traffic
+  // costs a clock read instead of a timer update.
   event::TimerPtr idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_;
 
   friend class FilterChainBuilderImpl;
 };
