@@ -7,7 +7,7 @@ keep-alive on both hops, access logs off. Proxies are pinned to core 0; wrk and 
 core 1. Reports requests/s, proxy CPU microseconds per request (from /proc/PID/stat), RSS, the
 ratios (median and min-max over rounds), and RSS per idle keep-alive connection.
 
-Usage: bench/proxy_vs_nginx/run.py [--rounds 5] [--duration 5] [--connections 50] [--idle 10000]
+Usage: bench/proxy_vs_nginx/run.py [--rounds 7] [--duration 5] [--connections 50] [--idle 10000]
 Needs wrk and nginx (installed with apt-get if missing) and a built build/corral.
 """
 
@@ -151,7 +151,7 @@ def idle_rss_per_conn(port, pids, n):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--idle", type=int, default=10000)
@@ -212,12 +212,16 @@ static_resources:
         targets = {"direct": (up_port, None), "nginx": (nginx_port, nginx_pids),
                    "corral": (corral_port, [corral.pid])}
         print(f"# proxies pinned to core 0; wrk and upstream nginx to core 1; "
-              f"wrk -t1 -c{args.connections} -d{args.duration}s; {args.rounds} rounds interleaved")
+              f"wrk -t1 -c{args.connections} -d{args.duration}s; {args.rounds} rounds interleaved, "
+              f"order rotated each round")
         for name, (port, _) in targets.items():  # warm-up
             run_wrk(port, 1, args.connections)
         results = {n: [] for n in targets}
+        names = list(targets)
         for r in range(args.rounds):
-            for name, (port, pids) in targets.items():
+            # Rotate the order each round so no side always runs first (or right after another).
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                port, pids = targets[name]
                 t0 = cpu_ticks(pids) if pids else 0
                 rps, total = run_wrk(port, args.duration, args.connections)
                 cpu_us = ((cpu_ticks(pids) - t0) / CLK_TCK * 1e6 / total) if pids else float("nan")

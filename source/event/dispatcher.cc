@@ -8,7 +8,9 @@
 
 namespace corral::event {
 Timer::Timer(Dispatcher& dispatcher, std::function<void()> cb)
-    : dispatcher_(dispatcher), ev_(evtimer_new(dispatcher.base(), &Timer::onFire, this)), cb_(std::move(cb)) {
+    : dispatcher_(dispatcher),
+      ev_(evtimer_new(dispatcher.base(), &Timer::onFire, this)),
+      cb_(std::move(cb)) {
   CORRAL_RELEASE_ASSERT(ev_ != nullptr, "evtimer_new");
 }
 

@@ -13,11 +13,12 @@ namespace corral::event {
 namespace {
 constexpr size_t kReadSize = 64 * 1024;
 constexpr size_t kEagerFlush = 64 * 1024;
-} // namespace
+}  // namespace
 
 StreamSocket::StreamSocket(Dispatcher& dispatcher, int fd, Callbacks& callbacks)
     : dispatcher_(dispatcher), fd_(fd), callbacks_(callbacks) {
-  read_ev_ = event_new(dispatcher_.base(), fd_, EV_READ | EV_PERSIST, &StreamSocket::onReadCb, this);
+  read_ev_ =
+      event_new(dispatcher_.base(), fd_, EV_READ | EV_PERSIST, &StreamSocket::onReadCb, this);
   write_ev_ =
       event_new(dispatcher_.base(), fd_, EV_WRITE | EV_PERSIST, &StreamSocket::onWriteCb, this);
   flush_ev_ = event_new(dispatcher_.base(), -1, 0, &StreamSocket::onFlushCb, this);
@@ -49,7 +50,9 @@ std::unique_ptr<StreamSocket> StreamSocket::connect(Dispatcher& dispatcher, cons
   return s;
 }
 
-void StreamSocket::onReadCb(int, short, void* arg) { static_cast<StreamSocket*>(arg)->onReadable(); }
+void StreamSocket::onReadCb(int, short, void* arg) {
+  static_cast<StreamSocket*>(arg)->onReadable();
+}
 
 void StreamSocket::onWriteCb(int, short, void* arg) {
   auto* self = static_cast<StreamSocket*>(arg);
@@ -118,7 +121,7 @@ void StreamSocket::onReadable() {
       }
     }
     if (static_cast<size_t>(n) < kReadSize) {
-      return; // drained the kernel buffer
+      return;  // drained the kernel buffer
     }
   }
 }
@@ -139,7 +142,7 @@ void StreamSocket::write(std::string_view data) {
   }
   out_.append(data);
   if (connecting_ || write_armed_) {
-    return; // sent when the socket is writable
+    return;  // sent when the socket is writable
   }
   if (bufferedWriteBytes() >= kEagerFlush) {
     flush();
@@ -179,7 +182,7 @@ void StreamSocket::flush() {
     write_armed_ = false;
   }
   if (out_.capacity() > kEagerFlush) {
-    std::string().swap(out_); // do not keep a large buffer on an idle connection
+    std::string().swap(out_);  // do not keep a large buffer on an idle connection
   }
   if (shutdown_pending_) {
     shutdown_pending_ = false;
@@ -235,4 +238,4 @@ void StreamSocket::closeWith(CloseReason reason) {
   callbacks_.onClose(reason);
 }
 
-} // namespace corral::event
+}  // namespace corral::event

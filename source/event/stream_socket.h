@@ -77,7 +77,7 @@ private:
   Callbacks& callbacks_;
   struct event* read_ev_;
   struct event* write_ev_;
-  struct event* flush_ev_; // activated (no syscall) to send at the end of the loop pass
+  struct event* flush_ev_;  // activated (no syscall) to send at the end of the loop pass
   std::string in_;
   std::string out_;
   size_t out_off_ = 0;
@@ -88,4 +88,4 @@ private:
   bool shutdown_pending_ = false;
 };
 
-} // namespace corral::event
+}  // namespace corral::event

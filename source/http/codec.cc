@@ -11,6 +11,9 @@ Parser* self(http_parser* p) {
   return static_cast<Parser*>(p->data);
 }
 
+constexpr size_t kRequestPseudoHeaders = 4;
+constexpr size_t kResponsePseudoHeaders = 1;
+
 // RFC 9110 tchar.
 bool isTokenChar(unsigned char c) {
   if (c >= '0' && c <= '9')
@@ -229,6 +232,17 @@ void Parser::resume() {
   }
 }
 
+size_t Parser::fieldCount() const {
+  if (!headers_) {
+    return 0;
+  }
+  // Trailer maps (after the header block) have no pseudo-headers.
+  const size_t pseudo = headers_done_            ? 0
+                        : type_ == Type::Request ? kRequestPseudoHeaders
+                                                 : kResponsePseudoHeaders;
+  return headers_->size() - pseudo;
+}
+
 bool Parser::countHeaderBytes(size_t n) {
   header_bytes_ += n;
   return header_bytes_ <= limits_.max_header_bytes;
@@ -238,7 +252,18 @@ int Parser::onMessageBegin(http_parser* p) {
   Parser* s = self(p);
   s->chunk_crlf_pending_ = 0;
   s->headers_ = std::make_unique<HeaderMap>();
-  s->headers_->entries().reserve(16);
+  auto& e = s->headers_->entries();
+  e.reserve(16);
+  // Pseudo-headers go first, as in Envoy's header maps; their values are filled in when the
+  // header block is complete (inserting at the front later would move every field).
+  if (s->type_ == Type::Request) {
+    e.push_back({":method", ""});
+    e.push_back({":scheme", "http"});
+    e.push_back({":authority", ""});
+    e.push_back({":path", ""});
+  } else {
+    e.push_back({":status", ""});
+  }
   s->url_.clear();
   s->field_.clear();
   s->value_.clear();
@@ -288,7 +313,7 @@ int Parser::onHeaderField(http_parser* p, const char* at, size_t len) {
     }
     s->finishHeaderLine();
     s->last_was_value_ = false;
-    if (s->headers_->size() >= s->limits_.max_headers) {
+    if (s->fieldCount() >= s->limits_.max_headers) {
       return s->fail(s->type_ == Type::Request ? 431 : 502, "http1.too_many_headers");
     }
   }
@@ -326,7 +351,7 @@ int Parser::onHeadersComplete(http_parser* p) {
     s->finishHeaderLine();
     s->last_was_value_ = false;
   }
-  if (s->headers_->size() > s->limits_.max_headers) {
+  if (s->fieldCount() > s->limits_.max_headers) {
     return s->fail(s->type_ == Type::Request ? 431 : 502, "http1.too_many_headers");
   }
   s->headers_done_ = true;
@@ -375,23 +400,30 @@ int Parser::onHeadersComplete(http_parser* p) {
                                           : std::string());
       path = std::move(rest);
     }
-    auto hosts = h.getAll("host");
-    if (hosts.size() > 1) {
+    auto& e = h.entries();
+    size_t host_index = 0;
+    size_t hosts = 0;
+    for (size_t i = kRequestPseudoHeaders; i < e.size(); ++i) {
+      if (e[i].key == "host") {
+        host_index = i;
+        ++hosts;
+      }
+    }
+    if (hosts > 1) {
       return s->fail(400, "http1.multiple_host");
     }
-    if (authority.empty() && !hosts.empty()) {
-      authority = std::string(hosts[0]);
+    if (authority.empty() && hosts == 1) {
+      authority = std::move(e[host_index].value);
     }
     if (authority.empty() && p->http_minor >= 1) {
       return s->fail(400, "http1.missing_host");
     }
-    h.remove("host");
-    // Pseudo-headers go first, as in Envoy's header maps.
-    auto& e = h.entries();
-    e.insert(e.begin(), {{":method", http_method_str(static_cast<http_method>(p->method))},
-                         {":scheme", "http"},
-                         {":authority", std::move(authority)},
-                         {":path", std::move(path)}});
+    if (hosts == 1) {
+      e.erase(e.begin() + static_cast<std::ptrdiff_t>(host_index));
+    }
+    e[0].value = http_method_str(static_cast<http_method>(p->method));
+    e[2].value = std::move(authority);
+    e[3].value = std::move(path);
     // Content-Length + Transfer-Encoding, or two different Content-Lengths: http-parser already
     // refuses those (HPE_UNEXPECTED_CONTENT_LENGTH). A Transfer-Encoding other than chunked is
     // refused here: we could not find the body's end.
@@ -409,7 +441,7 @@ int Parser::onHeadersComplete(http_parser* p) {
       }
       return 0;  // interim response: dropped, its message-complete is ignored
     }
-    h.entries().insert(h.entries().begin(), {":status", std::to_string(status)});
+    h.entries()[0].value = std::to_string(status);
     end_stream = s->head_request_ || status == 204 || status == 304 ||
                  (!(p->flags & F_CHUNKED) && p->content_length == 0);
   }

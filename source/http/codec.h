@@ -84,6 +84,7 @@ private:
   static const http_parser_settings& settings();
 
   bool countHeaderBytes(size_t n);
+  size_t fieldCount() const;
   // Scans header-block bytes for a bad start line, obs-fold and bare CR; false on one.
   bool scanHeaderBlock(const char* data, size_t len);
   bool checkStartLine() const;

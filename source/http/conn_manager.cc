@@ -253,7 +253,9 @@ void ServerConnection::onCodecError(const CodecError& error) {
   closeAfterFlush();
 }
 
-void ServerConnection::writeRaw(std::string_view data) { socket_->write(data); }
+void ServerConnection::writeRaw(std::string_view data) {
+  socket_->write(data);
+}
 
 void ServerConnection::writeHeaders(HeaderMap& headers, bool end_stream) {
   if (closed_) {
@@ -333,7 +335,9 @@ void ServerConnection::readDisable(bool disable) {
   }
 }
 
-size_t ServerConnection::bufferedWriteBytes() const { return socket_->bufferedWriteBytes(); }
+size_t ServerConnection::bufferedWriteBytes() const {
+  return socket_->bufferedWriteBytes();
+}
 
 void ServerConnection::onWriteDrained(std::function<void()> cb) {
   drained_cb_ = std::move(cb);

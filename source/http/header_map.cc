@@ -70,12 +70,29 @@ std::vector<std::string_view> HeaderMap::getAll(std::string_view key) const {
   return out;
 }
 
+namespace {
+bool hasUpper(std::string_view s) {
+  for (char c : s) {
+    if (c >= 'A' && c <= 'Z') {
+      return true;
+    }
+  }
+  return false;
+}
+}  // namespace
+
 void HeaderMap::add(std::string_view key, std::string_view value) {
-  entries_.push_back({toLower(key), std::string(value)});
+  entries_.push_back({hasUpper(key) ? toLower(key) : std::string(key), std::string(value)});
 }
 
 void HeaderMap::set(std::string_view key, std::string_view value) {
-  const std::string k = toLower(key);
+  // Keys are almost always lower case already: avoid the copy then.
+  std::string lowered;
+  std::string_view k = key;
+  if (hasUpper(key)) {
+    lowered = toLower(key);
+    k = lowered;
+  }
   bool placed = false;
   auto it = entries_.begin();
   while (it != entries_.end()) {
@@ -92,12 +109,17 @@ void HeaderMap::set(std::string_view key, std::string_view value) {
     }
   }
   if (!placed) {
-    entries_.push_back({k, std::string(value)});
+    entries_.push_back({std::string(k), std::string(value)});
   }
 }
 
 size_t HeaderMap::remove(std::string_view key) {
-  const std::string k = toLower(key);
+  std::string lowered;
+  std::string_view k = key;
+  if (hasUpper(key)) {
+    lowered = toLower(key);
+    k = lowered;
+  }
   const size_t before = entries_.size();
   entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
                                 [&](const HeaderEntry& e) { return e.key == k; }),

@@ -199,15 +199,14 @@ ClientConnection::ClientConnection(ConnPool& pool)
     : pool_(pool),
       parser_(http::Parser::Type::Response, *this, http::ParserLimits{60 * 1024, 100}) {
   const Host& h = pool_.host();
-  socket_ = event::StreamSocket::connect(pool_.dispatcher(),
-                                         reinterpret_cast<const sockaddr*>(&h.addr), h.addr_len,
-                                         *this);
+  socket_ = event::StreamSocket::connect(
+      pool_.dispatcher(), reinterpret_cast<const sockaddr*>(&h.addr), h.addr_len, *this);
   const bool failed_now = socket_ == nullptr;
   // Failures are reported from the loop, never from inside the pool call that connects.
   connect_timer_ = pool_.dispatcher().createTimer([this, failed_now] {
     if (state_ == State::Connecting) {
-      pool_.onConnectFailed(*this, failed_now ? PoolFailure::ConnectFailure
-                                              : PoolFailure::ConnectTimeout);
+      pool_.onConnectFailed(*this,
+                            failed_now ? PoolFailure::ConnectFailure : PoolFailure::ConnectTimeout);
     }
   });
   connect_timer_->enable(failed_now ? std::chrono::milliseconds(0)
