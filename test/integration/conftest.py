@@ -84,6 +84,9 @@ class Corral:
         deadline = time.time() + 10
         while not os.path.exists(self.admin_path) or os.path.getsize(self.admin_path) == 0:
             if self.proc.poll() is not None or time.time() > deadline:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                self.proc.wait()  # reaped either way
                 raise RuntimeError("corral did not start: " + self.stderr())
             time.sleep(0.02)
         host, port = open(self.admin_path).read().strip().rsplit(":", 1)

@@ -339,3 +339,34 @@ def test_upgrade_rejected_cleanly(start_corral, upstream):
                                  b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
                                  b"Connection: close\r\n\r\n")
     assert status_of(raw) == 200
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_slow_client_does_not_make_corral_buffer_the_body(start_corral, upstream):
+    """Flow control: a 64 MB response to a client that does not read stays mostly in the
+    upstream's socket, not in corral's memory."""
+    c = start_corral(proxy_config(upstream.port, routes=[
+        {"match": {"prefix": "/"}, "route": {"cluster": "up", "timeout": "60s"}}]))
+    before = _rss_kb(c.proc.pid)
+    size = 64 * 1024 * 1024
+    s = socket.create_connection(("127.0.0.1", c.port()), timeout=30)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.sendall(b"GET /big?bytes=%d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % size)
+    time.sleep(1.5)  # not reading
+    grown_kb = _rss_kb(c.proc.pid) - before
+    assert grown_kb < 16 * 1024, f"corral grew by {grown_kb} KB while the client did not read"
+    got = 0
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        got += len(chunk)
+    s.close()
+    assert got > size  # headers + the whole body arrived in the end
