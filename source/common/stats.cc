@@ -4,7 +4,6 @@
 
 namespace corral::stats {
 namespace {
-thread_local size_t tls_slot = 0;
 
 struct PromName {
   std::string name;
@@ -58,10 +57,7 @@ PromName promName(const std::string& full) {
 }  // namespace
 
 void setThreadSlot(size_t slot) {
-  tls_slot = slot < kMaxSlots ? slot : 0;
-}
-size_t threadSlot() {
-  return tls_slot;
+  tls_stats_slot = slot < kMaxSlots ? slot : 0;
 }
 
 uint64_t Counter::value() const {

@@ -19,12 +19,30 @@ namespace corral::stats {
 
 constexpr size_t kMaxSlots = 64;  // slot 0: main thread and anything unregistered
 
+// Each worker thread takes its own slot (1..kMaxSlots-1) before touching stats.
 void setThreadSlot(size_t slot);
-size_t threadSlot();
+inline thread_local size_t tls_stats_slot = 0;
+inline size_t threadSlot() {
+  return tls_stats_slot;
+}
+
+// Slot 0 may be written by several threads (main and unregistered ones) and uses atomic adds;
+// a worker's slot has one writer, so a plain load and store (no locked instruction) suffices.
+template <class T>
+inline void addToSlot(std::atomic<T>& v, size_t slot, T n) {
+  if (slot == 0) {
+    v.fetch_add(n, std::memory_order_relaxed);
+  } else {
+    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+}
 
 class Counter {
 public:
-  void inc(uint64_t n = 1) { slots_[threadSlot()].v.fetch_add(n, std::memory_order_relaxed); }
+  void inc(uint64_t n = 1) {
+    const size_t s = threadSlot();
+    addToSlot(slots_[s].v, s, n);
+  }
   uint64_t value() const;
 
 private:
@@ -38,8 +56,14 @@ private:
 // their sum is meaningful.
 class Gauge {
 public:
-  void inc(int64_t n = 1) { slots_[threadSlot()].v.fetch_add(n, std::memory_order_relaxed); }
-  void dec(int64_t n = 1) { slots_[threadSlot()].v.fetch_sub(n, std::memory_order_relaxed); }
+  void inc(int64_t n = 1) {
+    const size_t s = threadSlot();
+    addToSlot(slots_[s].v, s, n);
+  }
+  void dec(int64_t n = 1) {
+    const size_t s = threadSlot();
+    addToSlot(slots_[s].v, s, -n);
+  }
   int64_t value() const;
 
 private:

@@ -96,6 +96,12 @@ const timeval* Dispatcher::commonTimeout(std::chrono::milliseconds timeout) {
   return common;
 }
 
+std::chrono::milliseconds Dispatcher::cachedNowMs() const {
+  timeval tv;
+  event_base_gettimeofday_cached(base_, &tv);
+  return std::chrono::milliseconds(static_cast<int64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000);
+}
+
 void Dispatcher::deferredDelete(std::unique_ptr<DeferredDeletable> d) {
   if (to_delete_.empty()) {
     event_active(deferred_ev_, EV_TIMEOUT, 0);

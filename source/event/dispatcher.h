@@ -67,6 +67,9 @@ public:
   // queue instead of the heap, so arming one is O(1). Falls back to a plain timeval (nullptr
   // result) past libevent's limit of distinct durations.
   const timeval* commonTimeout(std::chrono::milliseconds timeout);
+  // The loop's cached clock (read once per loop pass; no clock call). Wall-clock based, so use
+  // it for coarse intervals only (idle timers), never for deadlines that must not jump.
+  std::chrono::milliseconds cachedNowMs() const;
   // Runs the loop until exit() is called.
   void run();
   // Any thread.

@@ -253,7 +253,6 @@ int Parser::onMessageBegin(http_parser* p) {
   s->chunk_crlf_pending_ = 0;
   s->headers_ = std::make_unique<HeaderMap>();
   auto& e = s->headers_->entries();
-  e.reserve(16);
   // Pseudo-headers go first, as in Envoy's header maps; their values are filled in when the
   // header block is complete (inserting at the front later would move every field).
   if (s->type_ == Type::Request) {

@@ -131,7 +131,7 @@ private:
   }
 
   ActiveStream& s_;
-  std::vector<std::pair<StreamEncoderFilterSharedPtr, bool>> encoders_;
+  absl::InlinedVector<std::pair<StreamEncoderFilterSharedPtr, bool>, 4> encoders_;
 };
 
 ActiveStream::ActiveStream(StreamOwner& owner, const ConnectionManagerConfig& config,
@@ -162,7 +162,7 @@ void ActiveStream::armTimers() {
     request_timer_->enable(hcm.request_timeout);
   }
   if (hcm.stream_idle_timeout.count() > 0) {
-    last_activity_ = std::chrono::steady_clock::now();
+    last_activity_ = owner_.dispatcher().cachedNowMs();
     idle_timer_ = owner_.dispatcher().createTimer([this] { onIdleTimer(); });
     idle_timer_->enable(hcm.stream_idle_timeout);
   }
@@ -170,10 +170,15 @@ void ActiveStream::armTimers() {
 
 void ActiveStream::onIdleTimer() {
   const auto timeout = config_.hcm().stream_idle_timeout;
-  const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - last_activity_);
-  if (idle < timeout) {
+  const auto idle = owner_.dispatcher().cachedNowMs() - last_activity_;
+  // A wall-clock step backwards looks like recent activity: the timeout is re-armed, never lost.
+  if (idle < timeout && idle.count() >= 0) {
     idle_timer_->enable(timeout - idle);
+    return;
+  }
+  if (idle.count() < 0) {
+    last_activity_ = owner_.dispatcher().cachedNowMs();
+    idle_timer_->enable(timeout);
     return;
   }
   config_.stats().downstream_rq_idle_timeout.inc();
@@ -187,7 +192,7 @@ void ActiveStream::onIdleTimer() {
 
 void ActiveStream::onActivity() {
   if (idle_timer_) {
-    last_activity_ = std::chrono::steady_clock::now();
+    last_activity_ = owner_.dispatcher().cachedNowMs();
   }
 }
 

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "source/event/dispatcher.h"
 #include "source/http/conn_manager_config.h"
 #include "source/http/filter.h"
@@ -90,7 +91,7 @@ private:
   // One direction's iteration state.
   struct Direction {
     bool decode;
-    std::vector<Slot*> slots;
+    absl::InlinedVector<Slot*, 4> slots;
     HeaderMapPtr* headers;
     HeaderMapPtr* trailers;
     size_t headers_stop = kNone;    // the filter where the headers stopped
@@ -126,9 +127,9 @@ private:
   HeaderMapPtr request_trailers_;
   HeaderMapPtr response_headers_;
   HeaderMapPtr response_trailers_;
-  std::vector<std::unique_ptr<DecoderSlot>> decoders_;
-  std::vector<std::unique_ptr<EncoderSlot>> encoders_;
-  std::vector<std::shared_ptr<void>> filter_owners_;  // keeps each filter alive
+  absl::InlinedVector<std::unique_ptr<DecoderSlot>, 4> decoders_;
+  absl::InlinedVector<std::unique_ptr<EncoderSlot>, 4> encoders_;
+  absl::InlinedVector<std::shared_ptr<void>, 4> filter_owners_;  // keeps each filter alive
   Direction decode_{true, {}, &request_headers_, &request_trailers_};
   Direction encode_{false, {}, &response_headers_, &response_trailers_};
   std::optional<std::optional<Route>> cached_route_;
@@ -138,9 +139,9 @@ private:
   bool filters_destroyed_ = false;
   event::TimerPtr request_timer_;
   // Armed once; on firing it checks the last activity and re-arms for the rest, so traffic
-  // costs a clock read instead of a timer update.
+  // costs a read of the loop's cached clock instead of a timer update.
   event::TimerPtr idle_timer_;
-  std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::milliseconds last_activity_{0};
 
   friend class FilterChainBuilderImpl;
 };

@@ -9,12 +9,17 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
+
 namespace corral::http {
 
 struct HeaderEntry {
   std::string key;  // lower case
   std::string value;
 };
+
+// Room for a typical request's fields without a separate allocation.
+using HeaderVector = absl::InlinedVector<HeaderEntry, 12>;
 
 class HeaderMap {
 public:
@@ -36,11 +41,11 @@ public:
   size_t size() const { return entries_.size(); }
   // Sum of key and value lengths.
   size_t byteSize() const;
-  const std::vector<HeaderEntry>& entries() const { return entries_; }
-  std::vector<HeaderEntry>& entries() { return entries_; }
+  const HeaderVector& entries() const { return entries_; }
+  HeaderVector& entries() { return entries_; }
 
 private:
-  std::vector<HeaderEntry> entries_;
+  HeaderVector entries_;
 };
 using HeaderMapPtr = std::unique_ptr<HeaderMap>;
 
