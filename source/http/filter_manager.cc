@@ -316,6 +316,14 @@ void ActiveStream::iterateHeaders(Direction& d, size_t from, bool end_stream) {
   sinkHeaders(d, end_stream);
 }
 
+bool ActiveStream::releaseHeldHeaders(Direction& d, size_t i) {
+  if (d.headers_stop == i) {
+    d.headers_stop = kNone;
+    iterateHeaders(d, i + 1, d.headers_end_stream);
+  }
+  return !d.aborted;
+}
+
 void ActiveStream::iterateData(Direction& d, size_t from, Buffer& data, bool end_stream) {
   for (size_t i = from; i < d.slots.size(); ++i) {
     Slot& slot = *d.slots[i];
@@ -335,13 +343,9 @@ void ActiveStream::iterateData(Direction& d, size_t from, Buffer& data, bool end
       }
       return;
     }
-    if (d.headers_stop == i) {
-      // Continue from the body also releases the headers this filter held.
-      d.headers_stop = kNone;
-      iterateHeaders(d, i + 1, d.headers_end_stream);
-      if (d.aborted) {
-        return;
-      }
+    // Continue from the body also releases the headers this filter held.
+    if (!releaseHeldHeaders(d, i)) {
+      return;
     }
     slot.end_held = false;
     if (!slot.buffered.empty()) {
@@ -369,12 +373,8 @@ void ActiveStream::iterateTrailers(Direction& d, size_t from) {
       return;
     }
     // Continue: whatever this filter still held goes on first.
-    if (d.headers_stop == i) {
-      d.headers_stop = kNone;
-      iterateHeaders(d, i + 1, d.headers_end_stream);
-      if (d.aborted) {
-        return;
-      }
+    if (!releaseHeldHeaders(d, i)) {
+      return;
     }
     slot.end_held = false;
     if (!slot.buffered.empty()) {
@@ -394,12 +394,8 @@ void ActiveStream::continueIteration(Direction& d, size_t k) {
     return;
   }
   Slot& slot = *d.slots[k];
-  if (d.headers_stop == k) {
-    d.headers_stop = kNone;
-    iterateHeaders(d, k + 1, d.headers_end_stream);
-    if (d.aborted) {
-      return;
-    }
+  if (!releaseHeldHeaders(d, k)) {
+    return;
   }
   if (!slot.buffered.empty() || slot.end_held) {
     const bool end = slot.end_held;

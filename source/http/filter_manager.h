@@ -105,6 +105,8 @@ private:
   void iterateData(Direction& d, size_t from, Buffer& data, bool end_stream);
   void iterateTrailers(Direction& d, size_t from);
   void continueIteration(Direction& d, size_t k);
+  // If filter i holds the headers, sends them on. False if the stream was aborted meanwhile.
+  bool releaseHeldHeaders(Direction& d, size_t i);
   void bufferFor(Direction& d, Slot& slot, Buffer& data);
   // Past the last filter.
   void sinkHeaders(Direction& d, bool end_stream);
