@@ -68,17 +68,31 @@ ServerConnection::~ServerConnection() {
 }
 
 void ServerConnection::armIdleTimer() {
+  // Armed once and checked when it fires, so requests cost no timer updates: it re-arms while a
+  // stream is active or for what is left since the connection last became idle.
+  idle_since_ = owner_.dispatcher().cachedNowMs();
   const auto timeout = config_->hcm().idle_timeout;
-  if (timeout.count() == 0) {
+  if (timeout.count() == 0 || idle_timer_) {
     return;
   }
-  if (!idle_timer_) {
-    idle_timer_ = owner_.dispatcher().createTimer([this] {
-      config_->stats().downstream_cx_idle_timeout.inc();
-      close();
-    });
-  }
+  idle_timer_ = owner_.dispatcher().createTimer([this] { onIdleTimer(); });
   idle_timer_->enable(timeout);
+}
+
+void ServerConnection::onIdleTimer() {
+  const auto timeout = config_->hcm().idle_timeout;
+  const auto idle = owner_.dispatcher().cachedNowMs() - idle_since_;
+  if (stream_ || idle.count() < 0) {
+    idle_since_ = owner_.dispatcher().cachedNowMs();
+    idle_timer_->enable(timeout);
+    return;
+  }
+  if (idle < timeout) {
+    idle_timer_->enable(timeout - idle);
+    return;
+  }
+  config_->stats().downstream_cx_idle_timeout.inc();
+  close();
 }
 
 void ServerConnection::onWriteDrained() {
@@ -118,8 +132,8 @@ size_t ServerConnection::onData(std::string_view data) {
     }
     if (stream_) {
       stream_->onActivity();
-    } else if (idle_timer_) {
-      idle_timer_->disable();
+    } else {
+      idle_since_ = owner_.dispatcher().cachedNowMs();  // bytes of a request-to-be
     }
     const auto result = parser_.feed(data.data() + consumed, data.size() - consumed);
     if (closed_) {
@@ -138,9 +152,6 @@ size_t ServerConnection::onData(std::string_view data) {
 }
 
 void ServerConnection::onHeaders(HeaderMapPtr headers, bool end_stream) {
-  if (idle_timer_) {
-    idle_timer_->disable();
-  }
   request_minor_ = parser_.httpMinor();
   keep_alive_ = parser_.keepAlive();
   head_request_ = headers->getView(":method") == "HEAD";

@@ -69,6 +69,7 @@ private:
   void closeAfterFlush();
   void close();
   void armIdleTimer();
+  void onIdleTimer();
 
   ConnectionOwner& owner_;
   ConnectionManagerConfigSharedPtr config_;
@@ -78,6 +79,7 @@ private:
   std::string remote_address_;
   std::string local_address_;
   event::TimerPtr idle_timer_;
+  std::chrono::milliseconds idle_since_{0};
   event::TimerPtr
       resume_timer_;  // processes pipelined input outside the callback that ended a stream
   event::TimerPtr flush_timer_;  // bounds a lingering close (Envoy's delayed_close_timeout)
