@@ -207,5 +207,29 @@ TEST(HeaderMapTest, SetAddRemoveTokens) {
   EXPECT_FALSE(hasToken("keep-alive", "close"));
 }
 
+TEST(HeaderMapTest, RemoveHopByHopHeaders) {
+  HeaderMap h;
+  h.add(":path", "/");
+  h.add("x-before", "1");  // named by Connection below: removing it shifts the Connection entry
+  h.add("keep-alive", "5");
+  h.add("connection", "X-Before, x-after ,close, content-length");
+  h.add("x-after", "2");
+  h.add("content-length", "3");
+  h.add("te", "gzip, trailers");
+  h.add("transfer-encoding", "chunked");
+  h.add("x-keep", "yes");
+  HeaderMap response = h;
+  removeHopByHopHeaders(h, /*keep_te_trailers=*/true);
+  std::vector<std::string> keys;
+  for (const auto& e : h.entries()) {
+    keys.push_back(e.key + "=" + e.value);
+  }
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{":path=/", "content-length=3", "x-keep=yes", "te=trailers"}));
+  removeHopByHopHeaders(response, /*keep_te_trailers=*/false);
+  EXPECT_EQ(response.get("te"), nullptr);
+  EXPECT_EQ(response.size(), 3u);
+}
+
 }  // namespace
 }  // namespace corral::http

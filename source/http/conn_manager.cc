@@ -11,11 +11,6 @@ namespace corral::http {
 namespace {
 constexpr auto kDelayedClose = std::chrono::milliseconds(1000);  // Envoy's delayed_close_timeout
 
-bool hopByHop(std::string_view key) {
-  return key == "connection" || key == "keep-alive" || key == "proxy-connection" ||
-         key == "transfer-encoding" || key == "upgrade" || key == "te" ||
-         key == "proxy-authenticate" || key == "trailer";
-}
 }  // namespace
 
 std::string generateRequestId() {
@@ -166,34 +161,7 @@ void ServerConnection::onHeaders(HeaderMapPtr headers, bool end_stream) {
 
   // Hop-by-hop fields, including those the Connection header names, stop here.
   HeaderMap& h = *headers;
-  bool te_trailers = false;
-  for (auto conn : h.getAll("connection")) {
-    std::string_view list = conn;
-    while (!list.empty()) {
-      const size_t comma = list.find(',');
-      std::string_view token = list.substr(0, comma);
-      while (!token.empty() && token.front() == ' ') {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && token.back() == ' ') {
-        token.remove_suffix(1);
-      }
-      const std::string name = toLower(token);
-      if (!name.empty() && name[0] != ':' && name != "host" && name != "content-length") {
-        h.remove(name);
-      }
-      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    }
-  }
-  if (const std::string* te = h.get("te")) {
-    te_trailers = hasToken(*te, "trailers");
-  }
-  auto& e = h.entries();
-  e.erase(std::remove_if(e.begin(), e.end(), [](const HeaderEntry& x) { return hopByHop(x.key); }),
-          e.end());
-  if (te_trailers) {
-    h.add("te", "trailers");
-  }
+  removeHopByHopHeaders(h, /*keep_te_trailers=*/true);
 
   // Expect: 100-continue is answered here, as Envoy does by default.
   if (const std::string* expect = h.get("expect");

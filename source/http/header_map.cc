@@ -51,6 +51,50 @@ bool hasToken(std::string_view list, std::string_view token) {
   return false;
 }
 
+void removeHopByHopHeaders(HeaderMap& headers, bool keep_te_trailers) {
+  // Copy the names out first: removing fields moves the strings the views would point into.
+  std::vector<std::string> named;
+  bool te_trailers = false;
+  for (const auto& e : headers.entries()) {
+    if (e.key == "te") {
+      te_trailers = te_trailers || hasToken(e.value, "trailers");
+    }
+    if (e.key != "connection") {
+      continue;
+    }
+    std::string_view list = e.value;
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      std::string_view token = list.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+        token.remove_suffix(1);
+      }
+      std::string name = toLower(token);
+      if (!name.empty() && name[0] != ':' && name != "content-length") {
+        named.push_back(std::move(name));
+      }
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+  }
+  auto hop = [&](const HeaderEntry& e) {
+    const std::string& k = e.key;
+    if (k == "connection" || k == "keep-alive" || k == "proxy-connection" ||
+        k == "transfer-encoding" || k == "upgrade" || k == "te" || k == "trailer" ||
+        k == "proxy-authenticate") {
+      return true;
+    }
+    return std::find(named.begin(), named.end(), k) != named.end();
+  };
+  auto& e = headers.entries();
+  e.erase(std::remove_if(e.begin(), e.end(), hop), e.end());
+  if (keep_te_trailers && te_trailers) {
+    headers.add("te", "trailers");
+  }
+}
+
 const std::string* HeaderMap::get(std::string_view key) const {
   for (const auto& e : entries_) {
     if (e.key == key) {

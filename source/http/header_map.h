@@ -54,4 +54,10 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b);
 // True if `list` (a comma-separated header value) contains `token`, ignoring case.
 bool hasToken(std::string_view list, std::string_view token);
 
+// Removes the hop-by-hop fields (RFC 9110 §7.6.1): connection, keep-alive, proxy-connection,
+// transfer-encoding, upgrade, te, trailer, proxy-authenticate, and every field the Connection
+// header names (never a pseudo-header or content-length). With keep_te_trailers, a
+// "te: trailers" offer survives as exactly that (a request may carry it end to end).
+void removeHopByHopHeaders(HeaderMap& headers, bool keep_te_trailers);
+
 }  // namespace corral::http

@@ -18,10 +18,6 @@ public:
   bool terminal() const override { return true; }
 };
 
-bool responseHopByHop(std::string_view key) {
-  return key == "connection" || key == "keep-alive" || key == "proxy-connection" ||
-         key == "transfer-encoding" || key == "upgrade" || key == "te" || key == "trailer";
-}
 }  // namespace
 
 void registerRouter(http::FilterRegistry& registry) {
@@ -179,28 +175,7 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
     return;
   }
   response_started_ = true;
-  auto& e = headers->entries();
-  // Names listed in Connection are hop-by-hop too.
-  for (auto conn : headers->getAll("connection")) {
-    std::string list(conn);
-    size_t pos = 0;
-    while (pos <= list.size()) {
-      size_t comma = list.find(',', pos);
-      if (comma == std::string::npos) {
-        comma = list.size();
-      }
-      std::string token = list.substr(pos, comma - pos);
-      token.erase(0, token.find_first_not_of(' '));
-      token.erase(token.find_last_not_of(' ') + 1);
-      if (!token.empty() && http::toLower(token) != "content-length") {
-        headers->remove(token);
-      }
-      pos = comma + 1;
-    }
-  }
-  e.erase(std::remove_if(e.begin(), e.end(),
-                         [](const http::HeaderEntry& h) { return responseHopByHop(h.key); }),
-          e.end());
+  http::removeHopByHopHeaders(*headers, /*keep_te_trailers=*/false);
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - upstream_start_);
   headers->set("x-envoy-upstream-service-time", std::to_string(elapsed.count()));
