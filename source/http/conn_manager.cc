@@ -220,8 +220,7 @@ void ServerConnection::onCodecError(const CodecError& error) {
     // The stream ends here; its filters are told and its access log written.
     stream_->info().response_code_details = error.details;
     stream_->info().response_code = error.status;
-    stream_->destroyFilters();
-    owner_.dispatcher().deferredDelete(std::move(stream_));
+    finishStream();
   }
   const std::string_view reason = reasonPhrase(error.status);
   config_->stats().downstream_rq_xx[error.status / 100]->inc();
@@ -350,6 +349,7 @@ void ServerConnection::onResponseComplete() {
 }
 
 void ServerConnection::finishStream() {
+  drained_cb_ = nullptr;  // registered by this stream's filters: it ends with them
   stream_->destroyFilters();
   owner_.dispatcher().deferredDelete(std::move(stream_));
 }
@@ -389,8 +389,7 @@ void ServerConnection::close() {
   closed_ = true;
   socket_->close();
   if (stream_) {
-    stream_->destroyFilters();
-    owner_.dispatcher().deferredDelete(std::move(stream_));
+    finishStream();
   }
   idle_timer_.reset();
   resume_timer_.reset();
