@@ -8,7 +8,10 @@ core 1. Reports requests/s, proxy CPU microseconds per request (from /proc/PID/s
 ratios (median and min-max over rounds), and RSS per idle keep-alive connection.
 
 Usage: bench/proxy_vs_nginx/run.py [--rounds 7] [--duration 5] [--connections 50] [--idle 10000]
-Needs wrk and nginx (installed with apt-get if missing) and a built build/corral.
+                                  [--latency-rounds 3]
+Latency is measured at fixed rates (50% and 80% of nginx's median peak) with h2load --h1 --rps,
+never at saturation. Needs wrk, nginx and h2load (installed with apt-get if missing) and a built
+build/corral.
 """
 
 import argparse
@@ -39,7 +42,8 @@ def free_port():
 
 
 def ensure_tools():
-    need = [p for p, b in (("wrk", "wrk"), ("nginx-light", "nginx")) if not shutil.which(b)]
+    need = [p for p, b in (("wrk", "wrk"), ("nginx-light", "nginx"), ("nghttp2-client", "h2load"))
+            if not shutil.which(b)]
     if need:
         subprocess.run(["apt-get", "install", "-y", "-qq", *need], check=True,
                        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
@@ -122,6 +126,26 @@ def run_wrk(port, duration, connections):
     return rps, total
 
 
+def run_h2load_latency(port, total_rps, duration, connections, workdir):
+    """Fixed-rate HTTP/1.1 load; returns (p50, p99) request latency in microseconds."""
+    log = os.path.join(workdir, f"h2load-{port}.log")
+    per_client = max(1, round(total_rps / connections))
+    subprocess.run(["taskset", "-c", "1", "h2load", "--h1", "-c", str(connections),
+                    f"--rps={per_client}", "-D", str(duration), "--log-file", log,
+                    f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True)
+    lat = []
+    with open(log) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] == "200":
+                lat.append(int(parts[2]))
+    os.unlink(log)
+    if not lat:
+        raise RuntimeError(f"h2load against {port} logged no successful request")
+    lat.sort()
+    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
 def idle_rss_per_conn(port, pids, n):
     """Opens n keep-alive connections, one request each, then measures the RSS growth."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -155,6 +179,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--latency-rounds", type=int, default=3,
+                    help="fixed-rate rounds at 50%% and 80%% of nginx's peak (h2load); 0: skip")
     args = ap.parse_args()
     ensure_tools()
     if not os.path.exists(CORRAL):
@@ -227,6 +253,17 @@ static_resources:
                 cpu_us = ((cpu_ticks(pids) - t0) / CLK_TCK * 1e6 / total) if pids else float("nan")
                 results[name].append((rps, cpu_us))
                 print(f"round {r + 1} {name:7s} {rps:10.0f} req/s  {cpu_us:6.2f} us CPU/req", flush=True)
+        latency = {}
+        if args.latency_rounds:
+            peak = statistics.median(v[0] for v in results["nginx"])
+            for frac in (0.5, 0.8):
+                for r in range(args.latency_rounds):
+                    for name in (("nginx", "corral") if r % 2 == 0 else ("corral", "nginx")):
+                        p50, p99 = run_h2load_latency(targets[name][0], peak * frac, args.duration,
+                                                      args.connections, work)
+                        latency.setdefault((frac, name), []).append((p50, p99))
+                        print(f"latency {int(frac * 100)}% of nginx peak ({peak * frac:.0f} req/s) "
+                              f"{name:7s} p50 {p50} us  p99 {p99} us", flush=True)
         rss = {"nginx": rss_kb(nginx_pids, "VmHWM"), "corral": rss_kb([corral.pid], "VmHWM")}
         idle = {}
         if args.idle:
@@ -246,6 +283,11 @@ static_resources:
         if idle:
             print(f"| RSS per idle keep-alive connection ({args.idle} conns, bytes) | - | "
                   f"{idle['nginx']:.0f} | {idle['corral']:.0f} |")
+        for (frac, name) in sorted({k for k in latency if k[1] == "nginx"}):
+            med = lambda n, i: statistics.median(v[i] for v in latency[(frac, n)])
+            print(f"| latency p50 / p99 at {int(frac * 100)}% of nginx peak (us, median of rounds) | - | "
+                  f"{med('nginx', 0):.0f} / {med('nginx', 1):.0f} | "
+                  f"{med('corral', 0):.0f} / {med('corral', 1):.0f} |")
         print()
         tp = ratios("corral", "nginx", 0)
         cpu = ratios("corral", "nginx", 1)
