@@ -122,10 +122,13 @@ struct CircuitBreakers {
 struct Cluster {
   enum class Type { Static, StrictDns };
   enum class LbPolicy { RoundRobin, LeastRequest, Random };
+  // Envoy's DnsLookupFamily; AUTO prefers IPv6 and falls back to IPv4.
+  enum class DnsLookupFamily { Auto, V4Only, V6Only, V4Preferred, All };
   std::string name;
   Millis connect_timeout{5000};
   Type type = Type::Static;
   LbPolicy lb_policy = LbPolicy::RoundRobin;
+  DnsLookupFamily dns_lookup_family = DnsLookupFamily::Auto;
   std::vector<SocketAddress> endpoints;
   CircuitBreakers circuit_breakers;
 };
@@ -136,6 +139,9 @@ struct Bootstrap {
   std::string node_cluster;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
+  // Fields accepted for compatibility whose effect corral does not (yet) have, one line each
+  // with its YAML path; the server logs them at start-up and --mode validate prints them.
+  std::vector<std::string> warnings;
   YAML::Node corral;  // corral's own section; validated by the modules that own it
   YAML::Node raw;     // the whole document, for /config_dump
 };

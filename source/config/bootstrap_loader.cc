@@ -34,6 +34,7 @@ public:
 
   Bootstrap load(const YAML::Node& root) {
     Bootstrap b;
+    warnings_ = &b.warnings;
     b.raw = root;
     At top{root, "", root.Mark()};
     if (!r_.mapping(top, {"admin", "static_resources", "node", "corral"})) {
@@ -66,9 +67,10 @@ private:
     if (!at.present() || !r_.mapping(at, {"address", "access_log", "access_log_path"})) {
       return;
     }
-    if (at.field("access_log").present() || at.field("access_log_path").present()) {
-      // Accepted for compatibility; the admin endpoint does not write an access log.
-      r_.string(at.field("access_log_path"), false);
+    for (const char* f : {"access_log", "access_log_path"}) {
+      if (at.field(f).present()) {
+        warn(at.field(f), "not implemented: the admin endpoint writes no access log");
+      }
     }
     At addr = at.field("address");
     if (!addr.present()) {
@@ -152,9 +154,14 @@ private:
               r_.oneOf(c.field("lb_policy"), {"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"}, false)) {
         cl.lb_policy = static_cast<Cluster::LbPolicy>(*p);
       }
-      r_.oneOf(c.field("dns_lookup_family"), {"AUTO", "V4_ONLY", "V6_ONLY", "V4_PREFERRED", "ALL"},
-               false);
-      r_.duration(c.field("dns_refresh_rate"));
+      if (auto f = r_.oneOf(c.field("dns_lookup_family"),
+                            {"AUTO", "V4_ONLY", "V6_ONLY", "V4_PREFERRED", "ALL"}, false)) {
+        cl.dns_lookup_family = static_cast<Cluster::DnsLookupFamily>(*f);
+      }
+      if (r_.duration(c.field("dns_refresh_rate")) && c.field("dns_refresh_rate").present()) {
+        warn(c.field("dns_refresh_rate"),
+             "not implemented: STRICT_DNS clusters are resolved once, at start-up");
+      }
       loadEndpoints(c.field("load_assignment"), cl);
       loadCircuitBreakers(c.field("circuit_breakers"), cl);
       b.clusters.push_back(std::move(cl));
@@ -334,7 +341,10 @@ private:
         codec && *codec >= 2) {
       r_.error(at.field("codec_type"), "only HTTP/1.1 is supported (AUTO or HTTP1)");
     }
-    r_.boolean(at.field("use_remote_address"));
+    if (r_.boolean(at.field("use_remote_address")) == false) {
+      warn(at.field("use_remote_address"),
+           "corral appends the peer address to x-forwarded-for whatever this says");
+    }
     hcm.generate_request_id = r_.boolean(at.field("generate_request_id")).value_or(true);
     hcm.max_request_headers_kb = static_cast<uint32_t>(
         r_.uint(at.field("max_request_headers_kb"), false, 8192).value_or(60));
@@ -670,7 +680,14 @@ private:
     }
   }
 
+  void warn(const At& at, const std::string& message) {
+    Errors w;
+    w.add(at.mark, at.path, message);
+    warnings_->push_back(w.joined());
+  }
+
   Reader r_;
+  std::vector<std::string>* warnings_ = nullptr;
   std::vector<std::pair<At, std::string>> cluster_refs_;
 };
 

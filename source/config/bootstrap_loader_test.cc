@@ -182,6 +182,20 @@ TEST(BootstrapLoaderTest, AccessLogAndPerFilterConfig) {
   EXPECT_THAT(per.at("envoy.filters.http.golang").type_url, HasSubstr("ConfigsPerRoute"));
 }
 
+TEST(BootstrapLoaderTest, AcceptedButInertFieldsWarn) {
+  auto b = loadBootstrapFromString(
+      "admin:\n  access_log_path: /dev/null\n  address: {socket_address: {address: 127.0.0.1, "
+      "port_value: 0}}\nstatic_resources:\n  clusters:\n  - name: x\n    type: STRICT_DNS\n"
+      "    dns_lookup_family: V4_ONLY\n    dns_refresh_rate: 5s\n"
+      "    load_assignment: {endpoints: []}\n");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->clusters[0].dns_lookup_family, Cluster::DnsLookupFamily::V4Only);
+  ASSERT_EQ(b->warnings.size(), 2u);
+  EXPECT_THAT(b->warnings[0], HasSubstr("admin.access_log_path (line 2): not implemented"));
+  EXPECT_THAT(b->warnings[1],
+              HasSubstr("static_resources.clusters[0].dns_refresh_rate (line 9): not implemented"));
+}
+
 TEST(BootstrapLoaderTest, SyntaxErrorAndMissingFile) {
   EXPECT_THAT(errorsOf("a: [b"), HasSubstr("YAML syntax error (line"));
   auto f = loadBootstrapFromFile("/nonexistent/corral.yaml");

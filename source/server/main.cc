@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (mode == "validate") {
+    for (const auto& w : server.bootstrap().warnings) {
+      std::cout << "warning: " << w << "\n";
+    }
     std::cout << "configuration '" << options.config_path << "' OK\n";
     return 0;
   }

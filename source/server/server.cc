@@ -97,6 +97,9 @@ absl::Status Server::load() {
     return bootstrap.status();
   }
   bootstrap_ = std::move(*bootstrap);
+  for (const auto& w : bootstrap_.warnings) {
+    CORRAL_LOG(warn, "config: {}", w);
+  }
   auto cm = upstream::ClusterManager::create(bootstrap_, stats_);
   if (!cm.ok()) {
     return cm.status();

@@ -39,6 +39,7 @@ public:
   absl::Status load();
   // Binds, starts workers and admin, runs until shut down. Returns the exit code.
   int run();
+  const config::Bootstrap& bootstrap() const { return bootstrap_; }
 
   // AdminHandler
   admin::AdminResponse handle(std::string_view method, std::string_view path,

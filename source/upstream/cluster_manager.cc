@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -38,12 +39,36 @@ ClusterStats::ClusterStats(stats::Store& s, const std::string& p)
 
 namespace {
 
-// Resolves one endpoint: an IP literal for STATIC, a name for STRICT_DNS (all addresses).
-absl::Status resolve(const config::SocketAddress& sa, bool dns,
+HostConstSharedPtr makeHost(const sockaddr* addr, socklen_t len, uint32_t port) {
+  auto host = std::make_shared<Host>();
+  std::memcpy(&host->addr, addr, len);
+  host->addr_len = len;
+  char ip[INET6_ADDRSTRLEN] = {0};
+  if (addr->sa_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(addr)->sin_addr, ip, sizeof(ip));
+    host->address = fmt::format("{}:{}", ip, port);
+  } else {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr, ip, sizeof(ip));
+    host->address = fmt::format("[{}]:{}", ip, port);
+  }
+  return host;
+}
+
+// Resolves one endpoint: an IP literal for STATIC; for STRICT_DNS every address of the family
+// Envoy's dns_lookup_family picks (AUTO: IPv6 if there is any, else IPv4; V4_PREFERRED: the other
+// way round; ALL: both).
+absl::Status resolve(const config::SocketAddress& sa, const config::Cluster& cluster,
                      std::vector<HostConstSharedPtr>& out) {
+  using Family = config::Cluster::DnsLookupFamily;
+  const bool dns = cluster.type == config::Cluster::Type::StrictDns;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = dns ? 0 : AI_NUMERICHOST;
+  if (dns && cluster.dns_lookup_family == Family::V4Only) {
+    hints.ai_family = AF_INET;
+  } else if (dns && cluster.dns_lookup_family == Family::V6Only) {
+    hints.ai_family = AF_INET6;
+  }
   addrinfo* res = nullptr;
   const std::string port = std::to_string(sa.port);
   const int rc = ::getaddrinfo(sa.address.c_str(), port.c_str(), &hints, &res);
@@ -51,25 +76,50 @@ absl::Status resolve(const config::SocketAddress& sa, bool dns,
     return absl::InvalidArgumentError(
         fmt::format("cannot resolve \"{}\": {}", sa.address, gai_strerror(rc)));
   }
+  std::vector<HostConstSharedPtr> v4, v6;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    auto host = std::make_shared<Host>();
-    std::memcpy(&host->addr, ai->ai_addr, ai->ai_addrlen);
-    host->addr_len = ai->ai_addrlen;
-    char ip[INET6_ADDRSTRLEN] = {0};
-    if (ai->ai_family == AF_INET) {
-      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr, ip, sizeof(ip));
-      host->address = fmt::format("{}:{}", ip, sa.port);
-    } else {
-      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr, ip,
-                  sizeof(ip));
-      host->address = fmt::format("[{}]:{}", ip, sa.port);
-    }
-    out.push_back(std::move(host));
-    if (!dns) {
-      break;
+    auto& list = ai->ai_family == AF_INET6 ? v6 : v4;
+    auto host = makeHost(ai->ai_addr, ai->ai_addrlen, sa.port);
+    const bool seen = std::any_of(list.begin(), list.end(), [&](const HostConstSharedPtr& h) {
+      return h->address == host->address;
+    });
+    if (!seen) {
+      list.push_back(std::move(host));
     }
   }
   ::freeaddrinfo(res);
+  std::vector<HostConstSharedPtr>* first = &v4;
+  std::vector<HostConstSharedPtr>* second = nullptr;
+  switch (dns ? cluster.dns_lookup_family : Family::All) {
+  case Family::Auto:
+    first = v6.empty() ? &v4 : &v6;
+    break;
+  case Family::V4Preferred:
+    first = v4.empty() ? &v6 : &v4;
+    break;
+  case Family::V4Only:
+    first = &v4;
+    break;
+  case Family::V6Only:
+    first = &v6;
+    break;
+  case Family::All:
+    second = &v6;
+    break;
+  }
+  if (!dns) {
+    // An IP literal: exactly one address.
+    out.push_back(!v4.empty() ? v4.front() : v6.front());
+    return absl::OkStatus();
+  }
+  out.insert(out.end(), first->begin(), first->end());
+  if (second != nullptr) {
+    out.insert(out.end(), second->begin(), second->end());
+  }
+  if (first->empty() && (second == nullptr || second->empty())) {
+    return absl::InvalidArgumentError(
+        fmt::format("\"{}\" has no address of the requested dns_lookup_family", sa.address));
+  }
   return absl::OkStatus();
 }
 
@@ -84,7 +134,7 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     const auto& c = bootstrap.clusters[i];
     std::vector<HostConstSharedPtr> hosts;
     for (size_t j = 0; j < c.endpoints.size(); ++j) {
-      auto status = resolve(c.endpoints[j], c.type == config::Cluster::Type::StrictDns, hosts);
+      auto status = resolve(c.endpoints[j], c, hosts);
       if (!status.ok()) {
         return absl::InvalidArgumentError(
             fmt::format("static_resources.clusters[{}].load_assignment (endpoint {}): {}", i, j,

@@ -253,6 +253,10 @@ static_resources:
     assert rc == 1 and "YAML syntax error" in out
     rc, out = run_validate("static_resources: {}\n")
     assert rc == 0
+    rc, out = run_validate("admin:\n  access_log_path: /tmp/a\n  address: {socket_address: "
+                           "{address: 127.0.0.1, port_value: 0}}\nstatic_resources: {}\n")
+    assert rc == 0
+    assert "warning: admin.access_log_path (line 2): not implemented" in out
 
 
 def test_bind_failure_is_an_error_not_a_crash(upstream):

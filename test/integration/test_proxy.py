@@ -277,11 +277,32 @@ def test_least_request_and_random_use_all_hosts(start_corral, upstream, upstream
 
 
 def test_strict_dns_cluster(start_corral, upstream):
-    cfg = proxy_config(upstream.port, clusters=[cluster("up", [upstream.port], host="localhost",
-                                                        type_="STRICT_DNS")])
-    c = start_corral(cfg)
-    r, _ = get(c.port(), "/echo")
-    assert r.status == 200
+    # localhost has an IPv4 address here; AUTO (Envoy's default: IPv6 first, then IPv4) and
+    # V4_ONLY both find it.
+    for family in (None, "V4_ONLY", "V4_PREFERRED"):
+        cl = cluster("up", [upstream.port], host="localhost", type_="STRICT_DNS")
+        if family:
+            cl["dns_lookup_family"] = family
+        c = start_corral(proxy_config(upstream.port, clusters=[cl]))
+        r, _ = get(c.port(), "/echo")
+        assert r.status == 200, family
+
+
+def test_strict_dns_unresolvable_is_a_config_error(start_corral, upstream):
+    import subprocess
+    import tempfile
+    import yaml
+    from conftest import CORRAL_BIN
+    # An IPv4 literal has no IPv6 address: fails at once, with no DNS query, on any machine.
+    cl = cluster("up", [upstream.port], host="127.0.0.1", type_="STRICT_DNS")
+    cl["dns_lookup_family"] = "V6_ONLY"
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump(proxy_config(upstream.port, clusters=[cl]), f)
+        f.flush()
+        p = subprocess.run([CORRAL_BIN, "--mode", "validate", "-c", f.name], capture_output=True,
+                           text=True, timeout=30)
+    assert p.returncode == 1
+    assert "static_resources.clusters[0].load_assignment" in p.stderr
 
 
 def test_route_matching_and_rewrites(start_corral, upstream):
