@@ -6,6 +6,9 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "source/common/assert.h"
@@ -51,6 +54,9 @@ void Worker::threadRun() {
     acc->listener = evconnlistener_new(dispatcher_.base(), &Worker::onAccept, acc.get(),
                                        LEV_OPT_CLOSE_ON_FREE, -1, s.fd);
     CORRAL_RELEASE_ASSERT(acc->listener != nullptr, "evconnlistener_new");
+    evconnlistener_set_error_cb(acc->listener, &Worker::onAcceptError);
+    Accepting* raw = acc.get();
+    acc->resume = dispatcher_.createTimer([raw] { evconnlistener_enable(raw->listener); });
     listeners_.push_back(std::move(acc));
   }
   dispatcher_.run();
@@ -80,6 +86,15 @@ void Worker::onAccept(evconnlistener*, int fd, sockaddr* addr, int, void* arg) {
   http::ServerConnection* raw = conn.get();
   self->connections_.emplace(raw, std::move(conn));
   self->connection_count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Worker::onAcceptError(evconnlistener* listener, void* arg) {
+  auto* acc = static_cast<Accepting*>(arg);
+  const int err = errno;
+  // At most ten lines a second: the pause below rate-limits this log.
+  CORRAL_LOG(warn, "accept failed: {}; pausing accepts for 100 ms", std::strerror(err));
+  evconnlistener_disable(listener);
+  acc->resume->enable(std::chrono::milliseconds(100));
 }
 
 void Worker::onConnectionClosed(http::ServerConnection& connection) {

@@ -45,6 +45,9 @@ public:
 
 private:
   static void onAccept(evconnlistener* listener, int fd, sockaddr* addr, int len, void* arg);
+  // accept() failed (out of fds or memory): stop accepting briefly instead of spinning on a
+  // listening socket that stays readable.
+  static void onAcceptError(evconnlistener* listener, void* arg);
   void threadRun();
   void closeListeners();
   void checkDrained();
@@ -53,6 +56,7 @@ private:
     Worker* worker;
     evconnlistener* listener;
     http::ConnectionManagerConfigSharedPtr config;
+    event::TimerPtr resume;
   };
 
   size_t index_;

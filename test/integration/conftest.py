@@ -3,6 +3,7 @@ upstreams. Every wait is bounded and every process is reaped."""
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -66,7 +67,7 @@ def bootstrap(listeners, clusters=()):
 
 
 class Corral:
-    def __init__(self, config, tmpdir, concurrency=1, extra_args=()):
+    def __init__(self, config, tmpdir, concurrency=1, extra_args=(), nofile=None):
         self.tmpdir = tmpdir
         self.config_path = os.path.join(tmpdir, "corral.yaml")
         with open(self.config_path, "w") as f:
@@ -80,7 +81,9 @@ class Corral:
         self.proc = subprocess.Popen(
             [CORRAL_BIN, "-c", self.config_path, "--concurrency", str(concurrency),
              "--admin-address-path", self.admin_path, "--log-level", os.environ.get("CORRAL_LOG_LEVEL", "debug"), *extra_args],
-            stdout=open(self.stdout_path, "wb"), stderr=open(self.stderr_path, "wb"))
+            stdout=open(self.stdout_path, "wb"), stderr=open(self.stderr_path, "wb"),
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
+            if nofile else None)
         deadline = time.time() + 10
         while not os.path.exists(self.admin_path) or os.path.getsize(self.admin_path) == 0:
             if self.proc.poll() is not None or time.time() > deadline:
@@ -154,10 +157,10 @@ def start_corral():
     started = []
     tmpdirs = []
 
-    def start(config, concurrency=1, extra_args=()):
+    def start(config, concurrency=1, extra_args=(), nofile=None):
         d = tempfile.mkdtemp(prefix="corral-test-")
         tmpdirs.append(d)
-        c = Corral(config, d, concurrency=concurrency, extra_args=extra_args)
+        c = Corral(config, d, concurrency=concurrency, extra_args=extra_args, nofile=nofile)
         started.append(c)
         return c
 

@@ -275,3 +275,33 @@ def test_bind_failure_is_an_error_not_a_crash(upstream):
         s.close()
     assert p.returncode == 1
     assert "cannot listen on 127.0.0.1:%d" % port in p.stderr
+
+
+def test_out_of_file_descriptors_pauses_accept_and_recovers(start_corral, upstream):
+    """With a tiny fd limit, accept() fails with EMFILE. corral must not spin on the listening
+    socket, must keep serving the connections it has, and must accept again once fds free up."""
+    cfg = bootstrap([listener("ingress", routes_to())], [cluster("up", [upstream.port])])
+    c = start_corral(cfg, nofile=40)
+    held = []
+    for _ in range(60):
+        try:
+            held.append(socket.create_connection(("127.0.0.1", c.port()), timeout=2))
+        except OSError:
+            break
+    time.sleep(0.3)
+
+    def cpu_seconds():
+        with open(f"/proc/{c.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    before = cpu_seconds()
+    time.sleep(1.0)
+    spent = cpu_seconds() - before
+    assert spent < 0.5, f"corral used {spent:.2f} s of CPU in 1 s while out of fds (spinning?)"
+    assert "accept failed" in c.stderr()
+    for s in held:
+        s.close()
+    time.sleep(0.3)
+    ok = raw_exchange(c.port(), b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert status_of(ok) == 200
