@@ -98,12 +98,16 @@ def test_drain_on_sigterm_finishes_in_flight(start_corral, upstream):
     time.sleep(0.2)
     assert idle.recv(4096) == b""
     idle.close()
-    # New connections are refused while draining.
+    # New connections are refused while draining (each worker closes its own listener, so allow
+    # the other worker a moment).
     refused = False
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        refused = True
+    deadline = time.time() + 3
+    while not refused and time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            time.sleep(0.05)
+        except OSError:
+            refused = True
     t.join()
     assert result == {"status": 200, "body": b"slow", "connection": "close"}
     assert refused
