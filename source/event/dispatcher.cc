@@ -1,45 +1,48 @@
 #include "source/event/dispatcher.h"
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "source/common/assert.h"
 
 namespace corral::event {
+static_assert(sizeof(struct event) <= 128, "Timer::storage_ is too small for struct event");
+
 Timer::Timer(Dispatcher& dispatcher, std::function<void()> cb)
-    : dispatcher_(dispatcher),
-      ev_(evtimer_new(dispatcher.base(), &Timer::onFire, this)),
-      cb_(std::move(cb)) {
-  CORRAL_RELEASE_ASSERT(ev_ != nullptr, "evtimer_new");
+    : dispatcher_(dispatcher), cb_(std::move(cb)) {
+  CORRAL_RELEASE_ASSERT(event_assign(ev(), dispatcher.base(), -1, 0, &Timer::onFire, this) == 0,
+                        "event_assign");
 }
 
 Timer::~Timer() {
-  event_free(ev_);
+  event_del(ev());
 }
 
 void Timer::enable(std::chrono::milliseconds timeout) {
   if (const timeval* common = dispatcher_.commonTimeout(timeout)) {
-    evtimer_add(ev_, common);
+    evtimer_add(ev(), common);
     return;
   }
   timeval tv;
   tv.tv_sec = timeout.count() / 1000;
   tv.tv_usec = (timeout.count() % 1000) * 1000;
-  evtimer_add(ev_, &tv);
+  evtimer_add(ev(), &tv);
 }
 
 void Timer::disable() {
-  evtimer_del(ev_);
+  evtimer_del(ev());
 }
 
 bool Timer::enabled() const {
-  return evtimer_pending(ev_, nullptr) != 0;
+  return evtimer_pending(ev(), nullptr) != 0;
 }
 
 void Timer::onFire(int, short, void* arg) {
-  auto* self = static_cast<Timer*>(arg);
-  self->cb_();  // may destroy the timer: touch nothing after
+  // The callback may destroy this timer (and so cb_): run a copy, touch nothing after.
+  std::function<void()> cb = static_cast<Timer*>(arg)->cb_;
+  cb();
 }
 
 Dispatcher::Dispatcher() {

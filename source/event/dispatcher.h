@@ -26,7 +26,9 @@ public:
   virtual ~DeferredDeletable() = default;
 };
 
-// A one-shot timer owned by its user; destroying it cancels it.
+// A one-shot timer owned by its user; destroying it cancels it. The libevent event lives inside
+// the object (no allocation of its own), so a Timer is neither copied nor moved: hold it in place
+// (a member, or std::optional<Timer> emplaced when needed) or through TimerPtr.
 class Timer {
 public:
   Timer(Dispatcher& dispatcher, std::function<void()> cb);
@@ -40,9 +42,14 @@ public:
 
 private:
   static void onFire(int, short, void* arg);
+  struct event* ev() {
+    return reinterpret_cast<struct event*>(storage_);
+  }
+  const struct event* ev() const { return reinterpret_cast<const struct event*>(storage_); }
+
   Dispatcher& dispatcher_;
-  struct event* ev_;
   std::function<void()> cb_;
+  alignas(16) unsigned char storage_[128];  // a struct event (checked in dispatcher.cc)
 };
 using TimerPtr = std::unique_ptr<Timer>;
 

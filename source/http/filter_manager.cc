@@ -155,7 +155,7 @@ ActiveStream::~ActiveStream() {
 void ActiveStream::armTimers() {
   const auto& hcm = config_.hcm();
   if (hcm.request_timeout.count() > 0) {
-    request_timer_ = owner_.dispatcher().createTimer([this] {
+    request_timer_.emplace(owner_.dispatcher(), [this] {
       config_.stats().downstream_rq_timeout.inc();
       sendLocalReply(408, "request timeout", "request_overall_timeout");
     });
@@ -163,7 +163,7 @@ void ActiveStream::armTimers() {
   }
   if (hcm.stream_idle_timeout.count() > 0) {
     last_activity_ = owner_.dispatcher().cachedNowMs();
-    idle_timer_ = owner_.dispatcher().createTimer([this] { onIdleTimer(); });
+    idle_timer_.emplace(owner_.dispatcher(), [this] { onIdleTimer(); });
     idle_timer_->enable(hcm.stream_idle_timeout);
   }
 }

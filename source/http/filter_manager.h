@@ -139,10 +139,10 @@ private:
   bool response_complete_ = false;
   bool local_reply_sent_ = false;
   bool filters_destroyed_ = false;
-  event::TimerPtr request_timer_;
+  std::optional<event::Timer> request_timer_;  // in place: no allocation per request
   // Armed once; on firing it checks the last activity and re-arms for the rest, so traffic
   // costs a read of the loop's cached clock instead of a timer update.
-  event::TimerPtr idle_timer_;
+  std::optional<event::Timer> idle_timer_;
   std::chrono::milliseconds last_activity_{0};
 
   friend class FilterChainBuilderImpl;

@@ -121,7 +121,7 @@ void RouterFilter::flowControlUpstreamWrite() {
 void RouterFilter::onRequestComplete() {
   // Envoy's route timeout runs from the end of the request to the end of the response.
   if (action_ != nullptr && action_->timeout.count() > 0 && !timeout_) {
-    timeout_ = callbacks_->dispatcher().createTimer([this] { onTimeout(); });
+    timeout_.emplace(callbacks_->dispatcher(), [this] { onTimeout(); });
     timeout_->enable(action_->timeout);
   }
 }

@@ -5,6 +5,8 @@
 // 404, connect failure / reset before response 503, circuit breaker 503, timeout 504.
 // One instance per stream, on its worker thread.
 
+#include <optional>
+
 #include "source/http/filter.h"
 #include "source/http/filter_registry.h"
 #include "source/upstream/conn_pool.h"
@@ -59,7 +61,7 @@ private:
   http::HeaderMap* request_headers_ = nullptr;
   http::Buffer pending_body_;  // request body that arrived before the connection
   http::HeaderMapPtr pending_trailers_;
-  event::TimerPtr timeout_;
+  std::optional<event::Timer> timeout_;  // in place: no allocation per request
   std::chrono::steady_clock::time_point upstream_start_;
   bool request_complete_ = false;
   bool response_started_ = false;
