@@ -30,7 +30,11 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-bool hasToken(std::string_view list, std::string_view token) {
+namespace {
+// Calls fn(token) for each comma-separated element of a header value, trimmed of spaces and tabs;
+// stops early when fn returns true. Returns whether it stopped early.
+template <class Fn>
+bool forEachToken(std::string_view list, Fn fn) {
   while (!list.empty()) {
     const size_t comma = list.find(',');
     std::string_view item = list.substr(0, comma);
@@ -40,7 +44,7 @@ bool hasToken(std::string_view list, std::string_view token) {
     while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
       item.remove_suffix(1);
     }
-    if (equalsIgnoreCase(item, token)) {
+    if (fn(item)) {
       return true;
     }
     if (comma == std::string_view::npos) {
@@ -49,6 +53,11 @@ bool hasToken(std::string_view list, std::string_view token) {
     list.remove_prefix(comma + 1);
   }
   return false;
+}
+}  // namespace
+
+bool hasToken(std::string_view list, std::string_view token) {
+  return forEachToken(list, [&](std::string_view item) { return equalsIgnoreCase(item, token); });
 }
 
 void removeHopByHopHeaders(HeaderMap& headers, bool keep_te_trailers) {
@@ -62,22 +71,13 @@ void removeHopByHopHeaders(HeaderMap& headers, bool keep_te_trailers) {
     if (e.key != "connection") {
       continue;
     }
-    std::string_view list = e.value;
-    while (!list.empty()) {
-      const size_t comma = list.find(',');
-      std::string_view token = list.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-        token.remove_suffix(1);
-      }
+    forEachToken(e.value, [&](std::string_view token) {
       std::string name = toLower(token);
       if (!name.empty() && name[0] != ':' && name != "content-length") {
         named.push_back(std::move(name));
       }
-      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    }
+      return false;
+    });
   }
   auto hop = [&](const HeaderEntry& e) {
     const std::string& k = e.key;
