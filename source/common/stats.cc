@@ -94,17 +94,21 @@ Gauge& Store::gauge(const std::string& name) {
   return *slot;
 }
 
-std::string Store::renderText() const {
+std::vector<std::pair<std::string, int64_t>> Store::snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::map<std::string, std::string> lines;
-  for (const auto& [name, c] : counters_) {
-    lines[name] = std::to_string(c->value());
+  std::map<std::string, int64_t> all;
+  for (const auto& [name, counter] : counters_) {
+    all[name] = static_cast<int64_t>(counter->value());
   }
-  for (const auto& [name, g] : gauges_) {
-    lines[name] = std::to_string(g->value());
+  for (const auto& [name, gauge] : gauges_) {
+    all[name] = gauge->value();
   }
+  return {all.begin(), all.end()};
+}
+
+std::string Store::renderText() const {
   std::string out;
-  for (const auto& [name, value] : lines) {
+  for (const auto& [name, value] : snapshot()) {
     out += fmt::format("{}: {}\n", name, value);
   }
   return out;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace corral::stats {
@@ -80,6 +81,8 @@ public:
   Counter& counter(const std::string& name);
   Gauge& gauge(const std::string& name);
 
+  // Every counter and gauge with its current value, sorted by name.
+  std::vector<std::pair<std::string, int64_t>> snapshot() const;
   // Envoy's text format: "name: value" per line, sorted by name.
   std::string renderText() const;
   // Prometheus exposition format with Envoy's tag extraction for http.<prefix>. and

@@ -320,14 +320,8 @@ admin::AdminResponse Server::handle(std::string_view method, std::string_view pa
     }
     if (query.find("format=json") != std::string_view::npos) {
       nlohmann::json arr = nlohmann::json::array();
-      std::string text = stats_.renderText();
-      size_t pos = 0;
-      while (pos < text.size()) {
-        const size_t nl = text.find('\n', pos);
-        const std::string line = text.substr(pos, nl - pos);
-        const size_t sep = line.find(": ");
-        arr.push_back({{"name", line.substr(0, sep)}, {"value", std::stoll(line.substr(sep + 2))}});
-        pos = nl + 1;
+      for (const auto& [name, value] : stats_.snapshot()) {
+        arr.push_back({{"name", name}, {"value", value}});
       }
       return {200, "application/json", nlohmann::json{{"stats", arr}}.dump(2)};
     }
