@@ -4,8 +4,6 @@
 
 namespace corral {
 
-std::atomic<uint64_t> Logger::bugs_{0};
-
 spdlog::logger& Logger::get() {
   // Logs go to stderr so that a stdout access log stays machine-readable.
   static std::shared_ptr<spdlog::logger> logger = [] {

@@ -15,11 +15,6 @@ public:
   // Returns false for an unknown name.
   static bool setLevel(std::string_view name);
   static spdlog::logger& get();
-  static void countBug() { bugs_.fetch_add(1, std::memory_order_relaxed); }
-  static uint64_t bugs() { return bugs_.load(std::memory_order_relaxed); }
-
-private:
-  static std::atomic<uint64_t> bugs_;
 };
 
 }  // namespace corral

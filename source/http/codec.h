@@ -67,8 +67,6 @@ public:
   // After onHeaders/onMessageComplete: whether the connection may carry another message.
   bool keepAlive() const { return http_should_keep_alive(&parser_) != 0; }
   uint16_t httpMinor() const { return parser_.http_minor; }
-  uint16_t httpMajor() const { return parser_.http_major; }
-  bool chunked() const { return (parser_.flags & F_CHUNKED) != 0; }
   // True while inside a message (headers started, message not complete).
   bool midMessage() const { return in_message_; }
 
