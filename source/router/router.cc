@@ -72,7 +72,6 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   if (request_complete_) {
     onRequestComplete();
   }
-  CORRAL_LOG(trace, "router: new upstream stream to {}", pool_->host().address);
   pending_ = pool_->newStream(*this);
   return http::FilterHeadersStatus::StopIteration;
 }
@@ -127,7 +126,6 @@ void RouterFilter::onRequestComplete() {
 }
 
 void RouterFilter::onPoolReady(upstream::ClientConnection& connection) {
-  CORRAL_LOG(trace, "router: pool ready (done={})", done_);
   pending_ = nullptr;
   if (done_) {
     connection.release();
