@@ -21,6 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 python3 -c "import pytest, yaml" 2>/dev/null || python3 -m pip install -q pytest pyyaml
 
+# Go (the machine's toolchain; Debian's is too old for the SDK) and Envoy's Go SDK, pinned in
+# test/golang/go.mod: the host compiles against the SDK's api.h, the tests build plugins with it.
+command -v go >/dev/null || { echo "go is required (Go >= 1.25, with cgo)" >&2; exit 1; }
+(cd test/golang && GOTOOLCHAIN=local go mod download)
+
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build
 if [ "${1:-}" = "--asan" ]; then
