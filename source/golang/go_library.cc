@@ -11,13 +11,13 @@
 namespace corral::golang {
 
 namespace {
+// Looks up one export; the first one missing is remembered for the error message.
 template <class F>
-bool resolve(void* handle, const char* name, F& out, std::string& missing) {
+void resolve(void* handle, const char* name, F& out, std::string& missing) {
   out = reinterpret_cast<F>(dlsym(handle, name));
   if (out == nullptr && missing.empty()) {
     missing = name;
   }
-  return out != nullptr;
 }
 }  // namespace
 
