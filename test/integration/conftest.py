@@ -171,7 +171,7 @@ def start_corral():
         assert "AddressSanitizer" not in c.stderr() and "runtime error" not in c.stderr(), c.stderr()
 
 
-def raw_exchange(port, data, timeout=5.0, read_until_close=True, expect_bytes=None):
+def raw_exchange(port, data, timeout=5.0):
     """Sends raw bytes, returns everything read until the peer closes (or timeout)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
@@ -186,10 +186,6 @@ def raw_exchange(port, data, timeout=5.0, read_until_close=True, expect_bytes=No
             if not chunk:
                 break
             out += chunk
-            if expect_bytes is not None and len(out) >= expect_bytes:
-                break
-            if not read_until_close and b"\r\n\r\n" in out:
-                break
         return out
     finally:
         s.close()
