@@ -94,6 +94,26 @@ Gauge& Store::gauge(const std::string& name) {
   return *slot;
 }
 
+void Histogram::record(uint64_t value) {
+  for (size_t i = 0; i < kBounds.size(); ++i) {
+    if (static_cast<double>(value) <= kBounds[i]) {
+      buckets_[i].fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+  }
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(value, std::memory_order_relaxed);
+}
+
+Histogram& Store::histogram(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& h = histograms_[name];
+  if (!h) {
+    h = std::make_unique<Histogram>();
+  }
+  return *h;
+}
+
 std::vector<std::pair<std::string, int64_t>> Store::snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, int64_t> all;
@@ -110,6 +130,10 @@ std::string Store::renderText() const {
   std::string out;
   for (const auto& [name, value] : snapshot()) {
     out += fmt::format("{}: {}\n", name, value);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, h] : histograms_) {
+    out += fmt::format("{}: count={} sum={}\n", name, h->count(), h->sum());
   }
   return out;
 }
@@ -129,6 +153,26 @@ std::string Store::renderPrometheus() const {
     auto& m = metrics[p.name];
     m.first = "gauge";
     m.second.push_back(fmt::format("{}{} {}", p.name, p.labels, g->value()));
+  }
+  for (const auto& [name, h] : histograms_) {
+    auto p = promName(name);
+    auto& m = metrics[p.name];
+    m.first = "histogram";
+    // {a="b"} + le -> {a="b",le="x"}
+    auto withLe = [&](const std::string& le) {
+      return p.labels.empty()
+                 ? fmt::format("{{le=\"{}\"}}", le)
+                 : fmt::format("{},le=\"{}\"}}", p.labels.substr(0, p.labels.size() - 1), le);
+    };
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < Histogram::kBounds.size(); ++i) {
+      cumulative += h->bucket(i);
+      m.second.push_back(fmt::format("{}_bucket{} {}", p.name,
+                                     withLe(fmt::format("{}", Histogram::kBounds[i])), cumulative));
+    }
+    m.second.push_back(fmt::format("{}_bucket{} {}", p.name, withLe("+Inf"), h->count()));
+    m.second.push_back(fmt::format("{}_sum{} {}", p.name, p.labels, h->sum()));
+    m.second.push_back(fmt::format("{}_count{} {}", p.name, p.labels, h->count()));
   }
   std::string out;
   for (const auto& [name, m] : metrics) {

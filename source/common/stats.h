@@ -74,16 +74,37 @@ private:
   std::array<Slot, kMaxSlots> slots_;
 };
 
+// A distribution of recorded values (Envoy's histogram with its default bucket bounds). Values
+// may be recorded from any thread; the admin endpoint reads the sums.
+class Histogram {
+public:
+  static constexpr std::array<double, 19> kBounds = {
+      0.5,  1,    5,     10,    25,    50,     100,    250,     500,    1000,
+      2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
+  void record(uint64_t value);
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  uint64_t sum() const { return sum_.load(std::memory_order_relaxed); }
+  // Count of values <= kBounds[i] (not cumulative).
+  uint64_t bucket(size_t i) const { return buckets_[i].load(std::memory_order_relaxed); }
+
+private:
+  std::array<std::atomic<uint64_t>, kBounds.size()> buckets_{};
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_{0};
+};
+
 class Store {
 public:
   // Returns the counter or gauge with this full name, creating it on first use. Safe from any
   // thread (takes a lock); hold the reference, do not call it per request.
   Counter& counter(const std::string& name);
   Gauge& gauge(const std::string& name);
+  Histogram& histogram(const std::string& name);
 
   // Every counter and gauge with its current value, sorted by name.
   std::vector<std::pair<std::string, int64_t>> snapshot() const;
-  // Envoy's text format: "name: value" per line, sorted by name.
+  // Envoy's text format: "name: value" per line, sorted by name; histograms as
+  // "name: count=N sum=S".
   std::string renderText() const;
   // Prometheus exposition format with Envoy's tag extraction for http.<prefix>. and
   // cluster.<name>. stats.
@@ -93,6 +114,7 @@ private:
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Counter>> counters_;
   std::map<std::string, std::unique_ptr<Gauge>> gauges_;
+  std::map<std::string, std::unique_ptr<Histogram>> histograms_;
 };
 
 }  // namespace corral::stats

@@ -142,8 +142,15 @@ struct Bootstrap {
   // Fields accepted for compatibility whose effect corral does not (yet) have, one line each
   // with its YAML path; the server logs them at start-up and --mode validate prints them.
   std::vector<std::string> warnings;
-  YAML::Node corral;  // corral's own section; validated by the modules that own it
-  YAML::Node raw;     // the whole document, for /config_dump
+  // corral's own section (top-level `corral:`).
+  struct GolangLibrary {
+    enum class Isolation { InProcess };
+    Isolation isolation = Isolation::InProcess;
+  };
+  // corral.golang_libraries: per library_id of a Golang filter.
+  std::map<std::string, GolangLibrary> golang_libraries;
+  YAML::Node corral;
+  YAML::Node raw;  // the whole document, for /config_dump
 };
 
 }  // namespace corral::config

@@ -44,9 +44,9 @@ public:
     loadNode(top.field("node"), b);
     At corral = top.field("corral");
     if (corral.present()) {
-      // Sections of corral's own config are added by the modules that use them.
-      r_.mapping(corral, {});
+      r_.mapping(corral, {"golang_libraries"});
       b.corral = corral.node;
+      loadGolangLibraries(corral.field("golang_libraries"), b);
     }
     At sr = top.field("static_resources");
     if (!sr.present()) {
@@ -63,6 +63,33 @@ public:
   }
 
 private:
+  // corral.golang_libraries.<library_id>: how a Go plugin library runs.
+  void loadGolangLibraries(const At& at, Bootstrap& b) {
+    if (!at.present()) {
+      return;
+    }
+    if (!at.node.IsMap()) {
+      r_.error(at, "must be a mapping of library_id to options");
+      return;
+    }
+    for (const auto& kv : at.node) {
+      const std::string id = kv.first.Scalar();
+      At lib = at.field(id);
+      if (lib.present() && !r_.mapping(lib, {"isolation"})) {
+        continue;
+      }
+      Bootstrap::GolangLibrary options;
+      At isolation = lib.field("isolation");
+      if (isolation.present()) {
+        auto which = r_.oneOf(isolation, {"in_process", "sandbox"}, false);
+        if (which && *which == 1) {
+          r_.error(isolation, "sandbox isolation is not available yet; use in_process");
+        }
+      }
+      b.golang_libraries[id] = options;
+    }
+  }
+
   void loadAdmin(const At& at, Bootstrap& b) {
     if (!at.present() || !r_.mapping(at, {"address", "access_log", "access_log_path"})) {
       return;

@@ -143,6 +143,7 @@ void Dispatcher::runPosted() {
 }
 
 void Dispatcher::run() {
+  thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
   runPosted();  // run what was posted during shutdown so no callback is lost
 }

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <atomic>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -79,6 +81,10 @@ public:
   std::chrono::milliseconds cachedNowMs() const;
   // Runs the loop until exit() is called.
   void run();
+  // True on the thread running this loop. Any thread.
+  bool isThreadSafe() const {
+    return thread_id_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  }
   // Any thread.
   void exit();
 
@@ -93,6 +99,7 @@ private:
   struct event* deferred_ev_;
   std::unordered_map<int64_t, const timeval*> common_timeouts_;
   std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
+  std::atomic<std::thread::id> thread_id_{};
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;
 };

@@ -255,7 +255,8 @@ void ServerConnection::writeHeaders(HeaderMap& headers, bool end_stream) {
       close_after_response_ = true;  // HTTP/1.0: the body ends when the connection does
     }
   }
-  if (!keep_alive_ || owner_.draining()) {
+  if (!keep_alive_ || owner_.draining() ||
+      (stream_ && stream_->info().drain_connection_upon_completion)) {
     close_after_response_ = true;
   }
   if (close_after_response_) {

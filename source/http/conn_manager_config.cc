@@ -29,7 +29,8 @@ absl::StatusOr<std::shared_ptr<const ConnectionManagerConfig>> ConnectionManager
     const config::Bootstrap& bootstrap, const FilterRegistry& registry, stats::Store& store,
     uint32_t concurrency) {
   std::shared_ptr<ConnectionManagerConfig> cfg(new ConnectionManagerConfig(hcm, store));
-  FilterFactoryContext context{bootstrap, "http." + hcm.stat_prefix + ".", concurrency};
+  FilterFactoryContext context{bootstrap,   hcm,  yaml_path, "http." + hcm.stat_prefix + ".",
+                               concurrency, store};
   for (size_t i = 0; i < hcm.http_filters.size(); ++i) {
     auto factory = registry.create(hcm.http_filters[i], context);
     if (!factory.ok()) {

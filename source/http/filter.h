@@ -59,6 +59,11 @@ public:
   virtual void addDecodedData(Buffer& data, bool streaming) = 0;
   virtual HeaderMap* requestHeaders() = 0;
   virtual HeaderMap* requestTrailers() = 0;
+  // Passes data straight to the filters after this one (a filter that keeps its own buffers and
+  // returned StopIterationNoBuffer). Headers this filter still holds go on first, as in Envoy.
+  virtual void injectDecodedDataToFilterChain(Buffer& data, bool end_stream) = 0;
+  // The most a filter should buffer (Envoy's per_connection_buffer_limit_bytes).
+  virtual size_t bufferLimit() const = 0;
 
   // For the terminal filter (the router): hand the upstream response to the encoder chain.
   virtual void encodeHeaders(HeaderMapPtr headers, bool end_stream) = 0;
@@ -77,6 +82,8 @@ public:
   virtual void continueEncoding() = 0;
   virtual Buffer* encodingBuffer() = 0;
   virtual void addEncodedData(Buffer& data, bool streaming) = 0;
+  virtual void injectEncodedDataToFilterChain(Buffer& data, bool end_stream) = 0;
+  virtual size_t bufferLimit() const = 0;
   virtual HeaderMap* responseHeaders() = 0;
   virtual HeaderMap* responseTrailers() = 0;
 };

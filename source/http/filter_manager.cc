@@ -46,6 +46,10 @@ public:
       stream_.bufferFor(stream_.decode_, *this, data);
     }
   }
+  void injectDecodedDataToFilterChain(Buffer& data, bool end_stream) override {
+    stream_.injectData(stream_.decode_, index_, data, end_stream);
+  }
+  size_t bufferLimit() const override { return stream_.config_.bufferLimit(); }
   HeaderMap* requestHeaders() override { return stream_.request_headers_.get(); }
   HeaderMap* requestTrailers() override { return stream_.request_trailers_.get(); }
   void encodeHeaders(HeaderMapPtr headers, bool end_stream) override {
@@ -88,6 +92,10 @@ public:
       stream_.bufferFor(stream_.encode_, *this, data);
     }
   }
+  void injectEncodedDataToFilterChain(Buffer& data, bool end_stream) override {
+    stream_.injectData(stream_.encode_, index_, data, end_stream);
+  }
+  size_t bufferLimit() const override { return stream_.config_.bufferLimit(); }
   HeaderMap* responseHeaders() override { return stream_.response_headers_.get(); }
   HeaderMap* responseTrailers() override { return stream_.response_trailers_.get(); }
 
@@ -277,6 +285,7 @@ void ActiveStream::encodeHeaders(HeaderMapPtr headers, bool end_stream) {
     return;
   }
   response_headers_ = std::move(headers);
+  info_.response_code = statusCode(*response_headers_);  // encoder filters may ask for it
   encode_.headers_end_stream = end_stream;
   encode_.complete = end_stream;
   iterateHeaders(encode_, 0, end_stream);
@@ -297,6 +306,14 @@ void ActiveStream::encodeTrailers(HeaderMapPtr trailers) {
   response_trailers_ = std::move(trailers);
   encode_.complete = true;
   iterateTrailers(encode_, 0);
+}
+
+uint32_t ActiveStream::statusCode(const HeaderMap& headers) {
+  uint32_t code = 0;
+  for (char c : headers.getView(":status")) {
+    code = code * 10 + static_cast<uint32_t>(c - '0');
+  }
+  return code;
 }
 
 // ---- the iteration engine, shared by both directions ----
@@ -413,6 +430,15 @@ void ActiveStream::continueIteration(Direction& d, size_t k) {
   }
 }
 
+void ActiveStream::injectData(Direction& d, size_t k, Buffer& data, bool end_stream) {
+  if (d.aborted || !releaseHeldHeaders(d, k)) {
+    return;
+  }
+  // The filter owns the end of the body now: it is passing it on itself.
+  d.slots[k]->end_held = false;
+  iterateData(d, k + 1, data, end_stream);
+}
+
 void ActiveStream::bufferFor(Direction& d, Slot& slot, Buffer& data) {
   slot.buffered.move(data);
   if (slot.buffered.length() <= config_.bufferLimit()) {
@@ -431,11 +457,7 @@ void ActiveStream::sinkHeaders(Direction& d, bool end_stream) {
     return;  // past the terminal filter: nothing further on the request side
   }
   response_headers_written_ = true;
-  const std::string_view status = response_headers_->getView(":status");
-  uint32_t code = 0;
-  for (char c : status) {
-    code = code * 10 + static_cast<uint32_t>(c - '0');
-  }
+  const uint32_t code = statusCode(*response_headers_);
   info_.response_code = code;
   if (code >= 100 && code < 600) {
     config_.stats().downstream_rq_xx[code / 100]->inc();
@@ -510,6 +532,7 @@ void ActiveStream::sendLocalReply(uint32_t status, std::string_view body, std::s
     return;
   }
   response_headers_ = std::move(headers);
+  info_.response_code = status;
   encode_.headers_end_stream = body.empty();
   encode_.complete = true;
   iterateHeaders(encode_, 0, body.empty());

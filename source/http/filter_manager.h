@@ -101,10 +101,13 @@ private:
     bool aborted = false;   // no more iteration (local reply, reset, done)
   };
 
+  static uint32_t statusCode(const HeaderMap& headers);
   void iterateHeaders(Direction& d, size_t from, bool end_stream);
   void iterateData(Direction& d, size_t from, Buffer& data, bool end_stream);
   void iterateTrailers(Direction& d, size_t from);
   void continueIteration(Direction& d, size_t k);
+  // Filter k hands `data` to the filters after it.
+  void injectData(Direction& d, size_t k, Buffer& data, bool end_stream);
   // If filter i holds the headers, sends them on. False if the stream was aborted meanwhile.
   bool releaseHeldHeaders(Direction& d, size_t i);
   void bufferFor(Direction& d, Slot& slot, Buffer& data);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "source/common/stats.h"
 #include "source/config/bootstrap.h"
 #include "source/http/filter.h"
 
@@ -14,8 +15,11 @@ namespace corral::http {
 
 struct FilterFactoryContext {
   const config::Bootstrap& bootstrap;
-  std::string stat_prefix;  // the connection manager's, e.g. "http.ingress."
-  uint32_t concurrency;     // number of worker threads
+  const config::HttpConnectionManager& hcm;  // the filter's connection manager (routes)
+  std::string hcm_path;                      // its YAML path
+  std::string stat_prefix;                   // the connection manager's, e.g. "http.ingress."
+  uint32_t concurrency;                      // number of worker threads
+  stats::Store& stats;
 };
 
 using FilterFactoryCreator = std::function<absl::StatusOr<FilterFactoryPtr>(

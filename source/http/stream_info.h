@@ -4,8 +4,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace corral::http {
 
@@ -23,6 +25,16 @@ struct StreamInfo {
   std::string downstream_remote_address;
   std::string downstream_local_address;
   uint32_t protocol_minor = 1;  // HTTP/1.<minor>
+  std::string upstream_local_address;
+  uint32_t attempt_count = 0;  // upstream attempts made by the router
+  // Envoy's dynamic metadata: filter name -> serialised google.protobuf.Struct.
+  std::map<std::string, std::string> dynamic_metadata;
+  // String filter state (Envoy's StringAccessor objects), by key.
+  std::map<std::string, std::string> filter_state;
+  // A filter asked the router for this upstream host ("ip:port"); strict: no fallback.
+  std::optional<std::pair<std::string, bool>> upstream_override_host;
+  // A filter asked to close the downstream connection after this response.
+  bool drain_connection_upon_completion = false;
 
   void addResponseFlag(const char* flag) {
     if (!response_flags.empty()) {

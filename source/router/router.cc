@@ -61,13 +61,25 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   }
   cluster_ = &cluster->info();
   callbacks_->streamInfo().upstream_cluster = cluster_->name();
-  pool_ = cluster->choosePool();
+  const auto& override_host = callbacks_->streamInfo().upstream_override_host;
+  if (override_host) {
+    // A filter picked the host (SetUpstreamOverrideHost); strict means no fallback to the LB.
+    pool_ = cluster->poolForAddress(override_host->first);
+    if (pool_ == nullptr && override_host->second) {
+      replyError(503, "no healthy upstream", "no_healthy_upstream", "UH");
+      return http::FilterHeadersStatus::StopIteration;
+    }
+  }
+  if (pool_ == nullptr) {
+    pool_ = cluster->choosePool();
+  }
   if (pool_ == nullptr) {
     replyError(503, "no healthy upstream", "no_healthy_upstream", "UH");
     return http::FilterHeadersStatus::StopIteration;
   }
   http::applyRouteRewrites(entry, headers);
   callbacks_->streamInfo().upstream_host = pool_->host().address;
+  callbacks_->streamInfo().attempt_count = 1;
   upstream_start_ = std::chrono::steady_clock::now();
   if (request_complete_) {
     onRequestComplete();

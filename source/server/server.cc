@@ -15,6 +15,7 @@
 
 #include "source/common/logger.h"
 #include "source/config/bootstrap_loader.h"
+#include "source/golang/golang_filter.h"
 #include "source/router/router.h"
 
 #ifndef CORRAL_VERSION
@@ -64,6 +65,7 @@ nlohmann::json yamlToJson(const YAML::Node& node) {
 
 Server::Server(Options options) : options_(std::move(options)) {
   router::registerRouter(registry_);
+  golang::registerGolangFilter(registry_);
   start_time_ = std::chrono::steady_clock::now();
 }
 

@@ -168,6 +168,15 @@ ConnPool* ThreadLocalCluster::choosePool() {
   return pools_[lb_->choose()].get();
 }
 
+ConnPool* ThreadLocalCluster::poolForAddress(std::string_view address) {
+  for (auto& p : pools_) {
+    if (p->host().address == address) {
+      return p.get();
+    }
+  }
+  return nullptr;
+}
+
 void ThreadLocalCluster::drainIdle() {
   for (auto& p : pools_) {
     p->drainIdle();

@@ -111,6 +111,8 @@ public:
   const ClusterInfo& info() const { return *info_; }
   // Picks a host with the load balancer; nullptr if the cluster has none.
   ConnPool* choosePool();
+  // The pool of the host with this "ip:port" address, or nullptr if the cluster has none.
+  ConnPool* poolForAddress(std::string_view address);
   // Closes idle upstream connections (drain).
   void drainIdle();
 

@@ -113,8 +113,9 @@ class Corral:
         _, text = self.admin("/stats")
         out = {}
         for line in text.splitlines():
-            k, v = line.split(": ")
-            out[k] = int(v)
+            k, v = line.split(": ", 1)
+            if v.lstrip("-").isdigit():  # histograms read "count=N sum=S"
+                out[k] = int(v)
         return out
 
     def stderr(self):
