@@ -8,6 +8,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format
   libevent-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libhttp-parser-dev libabsl-dev libre2-dev nlohmann-json3-dev
+  libprotobuf-dev
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -24,7 +25,7 @@ python3 -c "import pytest, yaml" 2>/dev/null || python3 -m pip install -q pytest
 # Go (the machine's toolchain; Debian's is too old for the SDK) and Envoy's Go SDK, pinned in
 # test/golang/go.mod: the host compiles against the SDK's api.h, the tests build plugins with it.
 command -v go >/dev/null || { echo "go is required (Go >= 1.25, with cgo)" >&2; exit 1; }
-(cd test/golang && GOTOOLCHAIN=local go mod download)
+for m in test/golang examples/auth-plugin; do (cd "$m" && GOTOOLCHAIN=local go mod download); done
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build

@@ -463,3 +463,25 @@ def test_gc_stress_and_all_requests_finalized(start_corral, upstream, isolation)
             break
         time.sleep(0.2)
     assert live <= 1  # at most the request that ran the last GC itself
+
+
+# ---- the example plugin (examples/auth-plugin), as wired in the quickstart ----
+
+def test_example_auth_plugin(start_corral, upstream, isolation):
+    so = os.environ.get("CORRAL_EXAMPLE_AUTH_SO") or os.path.join(
+        os.path.dirname(__file__), "..", "..", "build", "examples", "auth.so")
+    f = golang_filter("token-auth", typed_struct(protected_prefix="/echo/secure",
+                                                 tokens={"let-me-in": "alice"}),
+                      library_id="example-auth", path=so)
+    c = start_corral(golang_config(isolation, [f], upstream.port, libraries=("example-auth",)))
+    r, data = request(c.port(), "/echo/secure/x")
+    assert r.status == 401 and data == b"unauthorized\n"
+    assert r.getheader("www-authenticate") == 'Bearer realm="corral"'
+    r, data = request(c.port(), "/echo/secure/x", headers={"Authorization": "Bearer wrong"})
+    assert r.status == 401
+    r, data = request(c.port(), "/echo/secure/x", headers={"Authorization": "Bearer let-me-in"})
+    assert r.status == 200 and hdr(echo(data), "x-auth-user") == ["alice"]
+    assert r.getheader("x-auth-plugin") == "corral-example"
+    r, data = request(c.port(), "/echo/open")
+    assert r.status == 200 and hdr(echo(data), "x-auth-user") == []
+    assert c.stats()["example_auth.denied"] == 2

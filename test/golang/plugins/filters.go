@@ -328,8 +328,8 @@ func (f *panicFilter) OnLog(api.RequestHeaderMap, api.RequestTrailerMap, api.Res
 
 type infoFilter struct {
 	api.PassThroughStreamFilter
-	cb       api.FilterCallbackHandler
-	props    []string
+	cb        api.FilterCallbackHandler
+	props     []string
 	offThread bool
 }
 
@@ -409,7 +409,9 @@ func (f *metricsFilter) EncodeHeaders(h api.ResponseHeaderMap, end bool) api.Sta
 	return api.Continue
 }
 
-func (f *metricsFilter) OnStreamComplete() { f.c.counters["corral_test.on_stream_complete"].Increment(1) }
+func (f *metricsFilter) OnStreamComplete() {
+	f.c.counters["corral_test.on_stream_complete"].Increment(1)
+}
 func (f *metricsFilter) OnLog(api.RequestHeaderMap, api.RequestTrailerMap, api.ResponseHeaderMap, api.ResponseTrailerMap) {
 	f.c.counters["corral_test.on_log"].Increment(1)
 }
