@@ -114,9 +114,11 @@ def rss_kb(pids, key="VmRSS"):
     return total
 
 
-def run_wrk(port, duration, connections):
+def run_wrk(port, duration, connections, headers=()):
+    hs = [a for h in headers for a in ("-H", h)]
     out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+                          *hs, f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

@@ -60,6 +60,12 @@ class GoLibraryRegistry {
 public:
   absl::StatusOr<GoLibrarySharedPtr> get(const std::string& library_id, const std::string& path,
                                          const std::string& yaml_path);
+  template <class F>
+  void forEach(F&& f) const {
+    for (const auto& [id, library] : by_id_) {
+      f(*library);
+    }
+  }
 
 private:
   std::map<std::string, GoLibrarySharedPtr> by_id_;

@@ -157,4 +157,8 @@ private:
 // Registers envoy.filters.http.golang (type ...golang.v3alpha.Config).
 void registerGolangFilter(http::FilterRegistry& registry);
 
+// At shutdown, once no filter or config is left: runs each loaded Go runtime's GC and waits for
+// its finalizers (the SDK's envoyGoFilterCleanUp), so everything Go held of ours is freed.
+void collectGoGarbage();
+
 }  // namespace corral::golang

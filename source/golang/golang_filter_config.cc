@@ -173,4 +173,12 @@ void registerGolangFilter(http::FilterRegistry& registry) {
   registry.add(kName, kType, createFactory);
 }
 
+void collectGoGarbage() {
+  libraries().forEach([](const GoLibrary& library) {
+    // Twice: a finalizer that runs in the first cycle may release what the second collects.
+    library.exports().clean_up();
+    library.exports().clean_up();
+  });
+}
+
 }  // namespace corral::golang

@@ -16,8 +16,9 @@
 // Thread-safety: state transitions happen on the stream's worker thread; Go reads `state` from
 // other threads while Processing* (as in Envoy).
 
-#include <deque>
 #include <memory>
+
+#include "absl/container/inlined_vector.h"
 
 #include "api.h"
 #include "source/http/buffer.h"
@@ -106,7 +107,8 @@ private:
   bool handleDataStatus(GolangStatus status);
   bool handleTrailerStatus(GolangStatus status);
 
-  std::deque<std::unique_ptr<http::Buffer>> do_data_;
+  // Not a std::deque: libstdc++'s allocates even when empty, and this lives in every request.
+  absl::InlinedVector<std::unique_ptr<http::Buffer>, 2> do_data_;
   http::Buffer data_buffer_;
   bool end_stream_ = false;
   bool do_end_stream_ = false;

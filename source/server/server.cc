@@ -74,6 +74,10 @@ Server::~Server() {
     w->stop();
   }
   workers_.clear();
+  // No stream is left: drop the filter configs, then let each Go runtime collect what it still
+  // holds of ours (requests and configs are freed by Go's finalizers).
+  hcm_configs_.clear();
+  golang::collectGoGarbage();
   for (auto* ev : signal_events_) {
     event_free(ev);
   }

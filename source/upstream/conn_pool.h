@@ -138,6 +138,8 @@ private:
   bool request_complete_ = false;
   bool response_complete_ = false;
   bool keep_alive_ = true;
+  void flushHeldBody();
+  std::string_view held_body_;  // see onBody()
   bool response_headers_end_ = false;
   bool response_trailers_ = false;
   bool peer_closed_ = false;

@@ -485,3 +485,14 @@ def test_example_auth_plugin(start_corral, upstream, isolation):
     r, data = request(c.port(), "/echo/open")
     assert r.status == 200 and hdr(echo(data), "x-auth-user") == []
     assert c.stats()["example_auth.denied"] == 2
+
+
+def test_basic_auth_plugin(start_corral, upstream, isolation):
+    c = start_corral(golang_config(isolation, [golang_filter("basic-auth", typed_struct(user="u", password="p"))],
+                                   upstream.port))
+    r, _ = request(c.port())
+    assert r.status == 401 and r.getheader("www-authenticate") == 'Basic realm="corral"'
+    r, _ = request(c.port(), headers={"Authorization": "Basic dTp3cm9uZw=="})  # u:wrong
+    assert r.status == 401
+    r, data = request(c.port(), headers={"Authorization": "Basic dTpw"})  # u:p
+    assert r.status == 200 and hdr(echo(data), "authorization") == []

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -511,4 +512,33 @@ func (f *gcStressFilter) DecodeHeaders(h api.RequestHeaderMap, end bool) api.Sta
 func (f *gcStressFilter) EncodeHeaders(h api.ResponseHeaderMap, end bool) api.StatusType {
 	h.Set("x-test-gc-runs", strconv.FormatInt(gcRuns.Load(), 10))
 	return api.Continue
+}
+
+// ---- basic-auth: HTTP Basic authentication against the configured user and password ----
+// (the "basic-auth Go filter" of bench/golang_filter)
+
+type basicAuthFilter struct {
+	api.PassThroughStreamFilter
+	c  *testConfig
+	cb api.FilterCallbackHandler
+}
+
+func newBasicAuth(c *testConfig, cb api.FilterCallbackHandler) api.StreamFilter {
+	return &basicAuthFilter{c: c, cb: cb}
+}
+
+func (f *basicAuthFilter) DecodeHeaders(h api.RequestHeaderMap, end bool) api.StatusType {
+	auth, _ := h.Get("authorization")
+	if enc, ok := strings.CutPrefix(auth, "Basic "); ok {
+		if raw, err := base64.StdEncoding.DecodeString(enc); err == nil {
+			user, pass, _ := strings.Cut(string(raw), ":")
+			if user == f.c.get("user") && pass == f.c.get("password") {
+				h.Del("authorization")
+				return api.Continue
+			}
+		}
+	}
+	f.cb.DecoderFilterCallbacks().SendLocalReply(401, "unauthorized",
+		map[string][]string{"www-authenticate": {`Basic realm="corral"`}}, 0, "basic_auth_denied")
+	return api.LocalReply
 }

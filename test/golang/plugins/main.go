@@ -42,6 +42,7 @@ func init() {
 	register("routing", &parser{}, newRouting)
 	register("badstatus", &parser{}, newBadStatus)
 	register("gcstress", &parser{}, newGCStress)
+	register("basic-auth", &parser{}, newBasicAuth)
 }
 
 func main() {}
