@@ -39,6 +39,29 @@ struct GoExports {
   void (*clean_up)();
 };
 
+// What this thread is calling into Go for, set around each host->Go call: host logging names
+// the plugin, and config creation collects the plugin's error messages for its config error.
+// (Logs from a plugin's own goroutines run on other threads and carry no plugin name.)
+struct GoCallContext {
+  const std::string* plugin = nullptr;
+  std::string* errors = nullptr;  // error-level plugin log lines, "; "-joined
+};
+inline thread_local GoCallContext tls_go_call;
+
+class ScopedGoCall {
+public:
+  explicit ScopedGoCall(const std::string& plugin, std::string* errors = nullptr)
+      : saved_(tls_go_call) {
+    tls_go_call = {&plugin, errors};
+  }
+  ~ScopedGoCall() { tls_go_call = saved_; }
+  ScopedGoCall(const ScopedGoCall&) = delete;
+  ScopedGoCall& operator=(const ScopedGoCall&) = delete;
+
+private:
+  GoCallContext saved_;
+};
+
 class GoLibrary {
 public:
   // Errors name `yaml_path` (the filter config's library_path) and the file.

@@ -163,6 +163,7 @@ http::FilterTrailersStatus GolangFilter::encodeTrailers(http::HeaderMap& trailer
 
 void GolangFilter::onDestroy() {
   const GoExports& go = config_->library().exports();
+  ScopedGoCall call(config_->pluginName());
   if (entered_go_) {
     // Envoy's order: stream complete, access log, destroy.
     req_->is_golang_processing_log = 1;
@@ -193,6 +194,7 @@ void GolangFilter::runLog(uint64_t type) {
   req_->encoding.headers = resp_headers;
   req_->encoding.trailers = resp_trailers;
   req_->is_golang_processing_log = 1;
+  ScopedGoCall call(config_->pluginName());
   config_->library().exports().on_http_log(
       req_, type, &req_->decoding, &req_->encoding, size(req_headers), bytes(req_headers),
       size(req_trailers), bytes(req_trailers), size(resp_headers), bytes(resp_headers),
@@ -215,6 +217,7 @@ bool GolangFilter::doHeaders(ProcessorState& state, http::HeaderMap& headers, bo
   state.headers = &headers;
   state.processHeader(end_stream);
   initRequest();
+  ScopedGoCall call(config_->pluginName());
   const uint64_t raw = config_->library().exports().on_http_header(
       &state, end_stream ? 1 : 0, headers.size(), headers.byteSize());
   const bool done = state.handleGolangStatus(checkStatus(state, raw));
@@ -228,6 +231,7 @@ bool GolangFilter::doDataGo(ProcessorState& state, http::Buffer& data, bool end_
   state.processData(end_stream);
   http::Buffer& chunk = state.pushDoData(data);
   maybeResumeReading(state);
+  ScopedGoCall call(config_->pluginName());
   const uint64_t raw = config_->library().exports().on_http_data(&state, end_stream ? 1 : 0,
                                                                  toHandle(&chunk), chunk.length());
   return state.handleGolangStatus(checkStatus(state, raw));
@@ -240,8 +244,9 @@ bool GolangFilter::doData(ProcessorState& state, http::Buffer& data, bool end_st
   case FilterState::WaitingAllData:
     if (end_stream) {
       if (!state.isBufferDataEmpty()) {
-        state.bufferData().add(data);
-        data.clear();
+        if (!addBufferData(state, data)) {
+          return false;  // over the limit: answered locally
+        }
         data.move(state.bufferData());
       }
       return doDataGo(state, data, end_stream);
@@ -260,6 +265,7 @@ bool GolangFilter::doData(ProcessorState& state, http::Buffer& data, bool end_st
 
 bool GolangFilter::doTrailersGo(ProcessorState& state, http::HeaderMap& trailers) {
   state.processTrailer();
+  ScopedGoCall call(config_->pluginName());
   const uint64_t raw =
       config_->library().exports().on_http_header(&state, 1, trailers.size(), trailers.byteSize());
   return state.handleGolangStatus(checkStatus(state, raw));
@@ -292,12 +298,12 @@ bool GolangFilter::doTrailers(ProcessorState& state, http::HeaderMap& trailers) 
   }
 }
 
-void GolangFilter::addBufferData(ProcessorState& state, http::Buffer& data) {
+bool GolangFilter::addBufferData(ProcessorState& state, http::Buffer& data) {
   state.bufferData().move(data);
   const size_t limit =
       state.encoding() ? encoder_callbacks_->bufferLimit() : decoder_callbacks_->bufferLimit();
   if (state.bufferData().length() <= limit) {
-    return;
+    return true;
   }
   if (state.filterState() == FilterState::WaitingAllData) {
     // Envoy's answers: the request body is too large (413), the response cannot be held (500).
@@ -309,12 +315,13 @@ void GolangFilter::addBufferData(ProcessorState& state, http::Buffer& data) {
     } else {
       decoder_callbacks_->sendLocalReply(413, "Payload Too Large", "request_payload_too_large");
     }
-    return;
+    return false;
   }
   if (!state.encoding() && !state.watermark_requested) {
     state.watermark_requested = true;
     decoder_callbacks_->readDisableDownstream(true);
   }
+  return true;
 }
 
 void GolangFilter::maybeResumeReading(ProcessorState& state) {

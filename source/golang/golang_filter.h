@@ -127,8 +127,9 @@ private:
   void sendLocalReplyInternal(ProcessorState& state, uint32_t code, std::string_view body,
                               const std::vector<std::pair<std::string, std::string>>& headers,
                               std::string_view details);
-  // Buffers `data` for `state` while Go is busy (flow control / limits as in Envoy).
-  void addBufferData(ProcessorState& state, http::Buffer& data);
+  // Buffers `data` for `state` while Go is busy (flow control / limits as in Envoy). False if
+  // the buffer went over the limit while waiting for the whole body: answered 413/500.
+  bool addBufferData(ProcessorState& state, http::Buffer& data);
   void continueProcessing(ProcessorState& state);
   void continueDoData(ProcessorState& state);
   void injectToChain(ProcessorState& state, http::Buffer& data, bool end_stream);

@@ -15,6 +15,7 @@
 
 #include "api.h"
 #include "source/common/logger.h"
+#include "source/golang/go_library.h"
 #include "source/golang/golang_filter.h"
 
 using corral::golang::GolangFilter;
@@ -95,7 +96,19 @@ void envoyGoFilterLog(uint32_t level, void* message_data, int message_len) {
   }
   auto& logger = corral::Logger::get();
   const auto lvl = toSpdlog(level);
-  if (logger.should_log(lvl)) {
+  const auto& ctx = corral::golang::tls_go_call;
+  if (ctx.errors != nullptr && lvl >= spdlog::level::err) {
+    if (!ctx.errors->empty()) {
+      *ctx.errors += "; ";
+    }
+    ctx.errors->append(view(message_data, message_len));
+  }
+  if (!logger.should_log(lvl)) {
+    return;
+  }
+  if (ctx.plugin != nullptr) {
+    logger.log(lvl, "[golang][{}] {}", *ctx.plugin, view(message_data, message_len));
+  } else {
     logger.log(lvl, "[golang] {}", view(message_data, message_len));
   }
 }

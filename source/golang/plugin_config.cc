@@ -14,9 +14,12 @@ uint64_t toPtr(const void* p) {
   return reinterpret_cast<uint64_t>(p);
 }
 
-// Calls the SDK's config constructor (the plugin's Parse); 0 means Parse failed.
+// Calls the SDK's config constructor (the plugin's Parse); 0 means Parse failed, and `errors`
+// then holds what the plugin logged about it.
 uint64_t newPluginConfig(const GoLibrary& library, httpConfig* config, const std::string& name,
-                         const std::string& any_bytes, bool is_route, uint32_t concurrency) {
+                         const std::string& any_bytes, bool is_route, uint32_t concurrency,
+                         std::string* errors) {
+  ScopedGoCall call(name, errors);
   config->plugin_name_ptr = toPtr(name.data());
   config->plugin_name_len = name.size();
   config->config_ptr = toPtr(any_bytes.data());
@@ -119,12 +122,12 @@ absl::StatusOr<std::shared_ptr<FilterConfig>> FilterConfig::create(
   // which frees it); the plugin defines its metrics through it.
   auto* c = new HttpConfigInternal();
   c->metrics = std::make_shared<PluginMetrics>(store);
-  config->config_id_ =
-      newPluginConfig(*config->library_, c, config->plugin_name_, any_bytes, false, concurrency);
+  std::string errors;
+  config->config_id_ = newPluginConfig(*config->library_, c, config->plugin_name_, any_bytes, false,
+                                       concurrency, &errors);
   if (config->config_id_ == 0) {
-    return absl::InvalidArgumentError(
-        fmt::format("{}: plugin {} rejected its plugin_config (see the plugin's error above)",
-                    yaml_path, config->plugin_name_));
+    return absl::InvalidArgumentError(fmt::format("{}: plugin {} rejected its plugin_config: {}",
+                                                  yaml_path, config->plugin_name_, errors));
   }
   return config;
 }
@@ -144,12 +147,12 @@ absl::StatusOr<std::unique_ptr<RoutePluginConfig>> RoutePluginConfig::create(
       new RoutePluginConfig(std::move(library), std::move(plugin_name)));
   // Go does not keep a route config's struct: it may live on the stack.
   httpConfig c{};
-  config->config_id_ =
-      newPluginConfig(*config->library_, &c, config->plugin_name_, any_bytes, true, concurrency);
+  std::string errors;
+  config->config_id_ = newPluginConfig(*config->library_, &c, config->plugin_name_, any_bytes, true,
+                                       concurrency, &errors);
   if (config->config_id_ == 0) {
-    return absl::InvalidArgumentError(
-        fmt::format("{}: plugin {} rejected its per-route config (see the plugin's error above)",
-                    yaml_path, config->plugin_name_));
+    return absl::InvalidArgumentError(fmt::format("{}: plugin {} rejected its per-route config: {}",
+                                                  yaml_path, config->plugin_name_, errors));
   }
   return config;
 }
@@ -173,6 +176,7 @@ uint64_t RoutePluginConfig::mergedConfigId(uint64_t parent_id) {
   if (merged_id_ != 0) {
     go.destroy_http_plugin_config(merged_id_, 1);  // requests may still use it: Go delays
   }
+  ScopedGoCall call(plugin_name_);
   merged_id_ = go.merge_http_plugin_config(toPtr(plugin_name_.data()), plugin_name_.size(),
                                            parent_id, config_id_);
   cached_parent_ = parent_id;

@@ -169,6 +169,20 @@ def test_bad_filter_config_is_a_startup_error(start_corral, upstream, isolation,
     assert "Sanitizer" not in p.stderr
 
 
+def test_parse_error_carries_the_plugins_message(upstream, isolation, tmp_path):
+    import subprocess
+    import yaml
+    from conftest import CORRAL_BIN
+    cfg = golang_config(isolation, [golang_filter("headers", typed_struct(fail="yes"))], upstream.port)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    p = subprocess.run([CORRAL_BIN, "-c", str(path), "--mode", "validate"], capture_output=True,
+                       timeout=30, text=True)
+    assert p.returncode != 0
+    assert ("plugin_config: plugin headers rejected its plugin_config: "
+            "failed to parse golang plugin config: config says fail") in p.stderr, p.stderr
+
+
 def test_not_a_go_plugin_is_a_startup_error(start_corral, upstream, isolation, tmp_path):
     import subprocess
     import yaml
@@ -325,6 +339,7 @@ def test_panic_in_each_phase_is_500(start_corral, upstream, isolation, phase):
         assert r.status == 500 and data == PANIC_BODY
     assert c.stats()["http.ingress.golang.panic_error"] == 1
     assert f"test panic in {phase}" in c.stderr()  # logged, never sent
+    assert "[golang][panic] http: panic serving" in c.stderr()  # with the plugin's name
     r, _ = request(c.port(), "/echo")  # other requests are untouched
     assert r.status == 200
 
