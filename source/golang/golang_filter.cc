@@ -11,6 +11,7 @@
 #include "source/common/logger.h"
 #include "source/common/stats.h"
 #include "source/golang/plugin_config_any.h"
+#include "source/http/codec.h"
 
 namespace corral::golang {
 namespace {
@@ -23,6 +24,22 @@ struct GoString {
 
 uint64_t toHandle(const void* p) {
   return reinterpret_cast<uint64_t>(p);
+}
+
+// A header field from a plugin must be something we can put on the wire as it is: a plugin
+// value with CR/LF would split the message. Pseudo-headers go into the request or status line.
+bool validPluginField(std::string_view key, std::string_view value) {
+  if (key == ":path") {
+    return http::isValidRequestTarget(value);
+  }
+  if (key == ":method") {
+    return http::isValidFieldName(value);
+  }
+  if (key == ":status") {
+    return value.size() == 3 && value.find_first_not_of("0123456789") == std::string_view::npos;
+  }
+  const std::string_view name = !key.empty() && key.front() == ':' ? key.substr(1) : key;
+  return http::isValidFieldName(name) && http::isValidFieldValue(value);
 }
 
 // Go's worker id: workers register stats slot index+1 (server/worker.cc); the SDK sizes its
@@ -422,6 +439,13 @@ void GolangFilter::sendLocalReplyInternal(
       h.remove("x-corral-error");  // the plugin's reply is exactly what it asked for
     }
     for (size_t i = 0; i < headers.size(); ++i) {
+      if (!validPluginField(http::toLower(headers[i].first), headers[i].second) ||
+          headers[i].first.empty() || headers[i].first.front() == ':') {
+        CORRAL_LOG(warn,
+                   "golang filter: plugin {} put an invalid header {:?} in a local reply: dropped",
+                   config_->pluginName(), headers[i].first);
+        continue;
+      }
       bool first = true;
       for (size_t j = 0; j < i; ++j) {
         first = first && headers[j].first != headers[i].first;
@@ -614,6 +638,12 @@ CAPIStatus GolangFilter::setHeader(ProcessorState& state, bool trailers, std::st
   }
   http::HeaderMap* map = trailers ? state.trailers : state.headers;
   if (map == nullptr) {
+    return CAPIInvalidPhase;
+  }
+  if (!validPluginField(http::toLower(key), value)) {
+    // Refused: the SDK turns this status into a panic, so the request gets a 500.
+    CORRAL_LOG(warn, "golang filter: plugin {} set an invalid header field {:?}: refused",
+               config_->pluginName(), key);
     return CAPIInvalidPhase;
   }
   auto apply = [map, action](std::string_view k, std::string_view v) {

@@ -62,6 +62,23 @@ bool validHeaderValue(std::string_view v) {
 }
 }  // namespace
 
+bool isValidFieldName(std::string_view name) {
+  for (unsigned char c : name) {
+    if (!isTokenChar(c)) {
+      return false;
+    }
+  }
+  return !name.empty();
+}
+
+bool isValidFieldValue(std::string_view value) {
+  return validHeaderValue(value);
+}
+
+bool isValidRequestTarget(std::string_view target) {
+  return validTarget(target);
+}
+
 Parser::Parser(Type type, MessageCallbacks& callbacks, ParserLimits limits)
     : type_(type), callbacks_(callbacks), limits_(limits) {
   http_parser_init(&parser_, type == Type::Request ? HTTP_REQUEST : HTTP_RESPONSE);

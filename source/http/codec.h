@@ -122,6 +122,13 @@ private:
 // Canonical reason phrase for a status code ("Not Found"), or "Unknown".
 std::string_view reasonPhrase(uint32_t status);
 
+// What may go on the wire (RFC 9110): a field name is a non-empty token; a field value has no
+// CR, LF, NUL or other control characters except HTAB; a request target has no whitespace or
+// control characters. For header fields set by code we do not trust (plugins).
+bool isValidFieldName(std::string_view name);
+bool isValidFieldValue(std::string_view value);
+bool isValidRequestTarget(std::string_view target);
+
 // Appends "METHOD path HTTP/1.1\r\n" and the non-pseudo headers, plus Host from :authority.
 void encodeRequestHead(std::string& out, const HeaderMap& headers);
 // Appends "HTTP/1.1 NNN Reason\r\n" and the non-pseudo headers.

@@ -94,6 +94,14 @@ def test_headers_and_typed_struct_config(start_corral, upstream, isolation):
     assert r.getheader("x-test-type-url") == "type.googleapis.com/corral.test.Config"
 
 
+def test_header_injection_from_a_plugin_is_refused(start_corral, upstream, isolation):
+    c = start_corral(golang_config(isolation, [golang_filter("headers")], upstream.port))
+    r, data = request(c.port(), headers={"x-test-bad-value": "1"})
+    assert r.status == 500 and data == PANIC_BODY
+    assert len(upstream.server.requests) == 0  # nothing reached the upstream
+    assert "set an invalid header field" in c.stderr()
+
+
 @pytest.mark.parametrize("config,header,expected", [
     ({"@type": "type.googleapis.com/google.protobuf.Struct", "value": {"greeting": "from-struct"}},
      "x-test-config", "from-struct"),

@@ -30,6 +30,9 @@ func (f *headersFilter) DecodeHeaders(h api.RequestHeaderMap, end bool) api.Stat
 	f.method, f.path, f.host = h.Method(), h.Path(), h.Host()
 	v, _ := h.Get("x-test-in")
 	f.all = fmt.Sprintf("%d", len(h.Values("x-test-multi")))
+	if _, bad := h.Get("x-test-bad-value"); bad {
+		h.Set("x-split", "a\r\nx-injected: 1") // refused by the host: CR/LF would split the message
+	}
 	h.Set("x-test-added-by-plugin", "yes:"+v)
 	h.Add("x-test-multi", "from-plugin")
 	h.Del("x-test-remove")
