@@ -15,12 +15,14 @@
 
 #include "api.h"
 #include "source/common/logger.h"
+#include "source/golang/go_abi.h"
 #include "source/golang/go_library.h"
 #include "source/golang/golang_filter.h"
 
 using corral::golang::GolangFilter;
 using corral::golang::GolangStatus;
 using corral::golang::GoRequest;
+using corral::golang::GoString;
 using corral::golang::HttpConfigInternal;
 using corral::golang::ProcessorState;
 
@@ -40,12 +42,6 @@ bool validBytes(const void* p, int len) {
 std::string_view view(const void* p, int len) {
   return len <= 0 ? std::string_view() : std::string_view(static_cast<const char*>(p), len);
 }
-
-// Go's string header ([]string elements).
-struct GoString {
-  const char* p;
-  int64_t n;
-};
 
 // A processState call: the phase must be in Go and the filter still there (held for the call).
 template <class F>
