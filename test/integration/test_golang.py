@@ -425,13 +425,25 @@ def test_trailers_both_directions(start_corral, upstream, isolation):
     raw = (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
            b"3\r\nabc\r\n0\r\nx-test-req-trailer: t1\r\n\r\n")
     out = raw_exchange(c.port(), raw)
-    info = json.loads(out.split(b"\r\n\r\n", 1)[1].split(b"\r\n", 1)[1].rsplit(b"\r\n0\r\n", 1)[0]) \
-        if b"chunked" in out.split(b"\r\n\r\n", 1)[0].lower() else json.loads(out.split(b"\r\n\r\n", 1)[1])
+    body = out.split(b"\r\n\r\n", 1)[1]
+    info = json.loads(body[body.index(b"{"):body.rindex(b"}") + 1])
     trailers = dict((k.lower(), v) for k, v in info["trailers"])
     assert trailers["x-test-req-trailer"] == "seen:t1"
     assert trailers["x-test-added-trailer"] == "by-plugin"
     out = raw_exchange(c.port(), b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
     assert b"x-test-resp-trailer: seen:" in out
+
+
+def test_add_data_in_trailers_phase(start_corral, upstream, isolation):
+    c = start_corral(golang_config(isolation, [golang_filter("trailers")], upstream.port))
+    raw = (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+           b"3\r\nabc\r\n0\r\nx-test-add-data: 1\r\n\r\n")
+    out = raw_exchange(c.port(), raw)
+    assert status_of(out) == 200
+    body = out.split(b"\r\n\r\n", 1)[1]
+    info = json.loads(body[body.index(b"{"):body.rindex(b"}") + 1])
+    assert info["body_head"] == "abc|added-by-plugin"
+    assert info["body_len"] == len("abc|added-by-plugin")
 
 
 def test_clear_route_cache_reroutes(start_corral, upstream, isolation):

@@ -428,13 +428,18 @@ func (f *metricsFilter) OnDestroy(api.DestroyReason) {
 
 type trailersFilter struct {
 	api.PassThroughStreamFilter
+	cb api.FilterCallbackHandler
 }
 
 func newTrailers(c *testConfig, cb api.FilterCallbackHandler) api.StreamFilter {
-	return &trailersFilter{}
+	return &trailersFilter{cb: cb}
 }
 
 func (f *trailersFilter) DecodeTrailers(t api.RequestTrailerMap) api.StatusType {
+	if _, ok := t.Get("x-test-add-data"); ok {
+		// AddData in the trailers phase, streaming: the bytes go on before the trailers.
+		f.cb.DecoderFilterCallbacks().AddData([]byte("|added-by-plugin"), true)
+	}
 	v, _ := t.Get("x-test-req-trailer")
 	t.Set("x-test-req-trailer", "seen:"+v)
 	t.Add("x-test-added-trailer", "by-plugin")
