@@ -301,9 +301,15 @@ bool GolangFilter::addBufferData(ProcessorState& state, http::Buffer& data) {
     }
     return false;
   }
-  if (!state.encoding() && !state.watermark_requested) {
+  if (!state.watermark_requested) {
+    // Go is busy and data keeps coming: pause its source (the downstream connection, or the
+    // upstream response through the router) until the buffer goes to Go.
     state.watermark_requested = true;
-    decoder_callbacks_->readDisableDownstream(true);
+    if (state.encoding()) {
+      encoder_callbacks_->onEncoderFilterAboveWriteBufferHighWatermark();
+    } else {
+      decoder_callbacks_->readDisableDownstream(true);
+    }
   }
   return true;
 }
@@ -311,7 +317,11 @@ bool GolangFilter::addBufferData(ProcessorState& state, http::Buffer& data) {
 void GolangFilter::maybeResumeReading(ProcessorState& state) {
   if (state.watermark_requested && state.isBufferDataEmpty()) {
     state.watermark_requested = false;
-    decoder_callbacks_->readDisableDownstream(false);
+    if (state.encoding()) {
+      encoder_callbacks_->onEncoderFilterBelowWriteBufferLowWatermark();
+    } else {
+      decoder_callbacks_->readDisableDownstream(false);
+    }
   }
 }
 

@@ -93,8 +93,11 @@ absl::Status loadPerRoute(const config::PerFilterConfigs& configs, const std::st
       }
     }
     if (plugin["disabled"]) {
-      // Envoy's RouterPlugin.disabled is not implemented: say so rather than ignore it.
-      return fieldError(path + ".disabled", "not supported by corral yet");
+      // RouterPlugin.disabled is marked not-implemented in Envoy too: refuse it, never ignore it.
+      return fieldError(path + ".disabled", "not implemented (in Envoy either); remove it");
+    }
+    if (!plugin["config"]) {
+      return fieldError(path + ".config", "required (RouterPlugin needs `config`)");
     }
     auto bytes = serializeAnyFromYaml(plugin["config"], path + ".config");
     if (!bytes.ok()) {

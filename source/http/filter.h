@@ -75,6 +75,9 @@ public:
   virtual size_t downstreamBufferedBytes() const = 0;
   // Called once the downstream buffer has drained below the low mark, after a pause.
   virtual void onDownstreamDrained(std::function<void()> cb) = 0;
+  // For the terminal filter: encoder filters ask to pause (true) or resume (false) the response
+  // source while they hold more than they can buffer (Envoy's downstream watermark callbacks).
+  virtual void setResponsePauseCallback(std::function<void(bool pause)> cb) = 0;
 };
 
 class StreamEncoderFilterCallbacks : public StreamFilterCallbacks {
@@ -84,6 +87,10 @@ public:
   virtual void addEncodedData(Buffer& data, bool streaming) = 0;
   virtual void injectEncodedDataToFilterChain(Buffer& data, bool end_stream) = 0;
   virtual size_t bufferLimit() const = 0;
+  // This filter holds more response data than it should: pause the response source until the
+  // matching Below call (Envoy's onEncoderFilterAbove/BelowWriteBufferHighWatermark).
+  virtual void onEncoderFilterAboveWriteBufferHighWatermark() = 0;
+  virtual void onEncoderFilterBelowWriteBufferLowWatermark() = 0;
   virtual HeaderMap* responseHeaders() = 0;
   virtual HeaderMap* responseTrailers() = 0;
 };

@@ -64,6 +64,9 @@ public:
   void onDownstreamDrained(std::function<void()> cb) override {
     stream_.owner_.onWriteDrained(std::move(cb));
   }
+  void setResponsePauseCallback(std::function<void(bool)> cb) override {
+    stream_.response_pause_cb_ = std::move(cb);
+  }
 
   StreamDecoderFilter& filter_;
   size_t index_;
@@ -96,6 +99,8 @@ public:
     stream_.injectData(stream_.encode_, index_, data, end_stream);
   }
   size_t bufferLimit() const override { return stream_.config_.bufferLimit(); }
+  void onEncoderFilterAboveWriteBufferHighWatermark() override { stream_.pauseResponse(true); }
+  void onEncoderFilterBelowWriteBufferLowWatermark() override { stream_.pauseResponse(false); }
   HeaderMap* responseHeaders() override { return stream_.response_headers_.get(); }
   HeaderMap* responseTrailers() override { return stream_.response_trailers_.get(); }
 
@@ -427,6 +432,15 @@ void ActiveStream::continueIteration(Direction& d, size_t k) {
   if (slot.trailers_held) {
     slot.trailers_held = false;
     iterateTrailers(d, k + 1);
+  }
+}
+
+void ActiveStream::pauseResponse(bool pause) {
+  const uint32_t before = response_pauses_;
+  response_pauses_ =
+      pause ? response_pauses_ + 1 : (response_pauses_ > 0 ? response_pauses_ - 1 : 0);
+  if ((before == 0) != (response_pauses_ == 0) && response_pause_cb_) {
+    response_pause_cb_(response_pauses_ != 0);
   }
 }
 

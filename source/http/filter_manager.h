@@ -106,6 +106,8 @@ private:
   void iterateData(Direction& d, size_t from, Buffer& data, bool end_stream);
   void iterateTrailers(Direction& d, size_t from);
   void continueIteration(Direction& d, size_t k);
+  // An encoder filter's watermark: pause or resume the response source (the terminal filter).
+  void pauseResponse(bool pause);
   // Filter k hands `data` to the filters after it.
   void injectData(Direction& d, size_t k, Buffer& data, bool end_stream);
   // If filter i holds the headers, sends them on. False if the stream was aborted meanwhile.
@@ -138,6 +140,8 @@ private:
   Direction decode_{true, {}, &request_headers_, &request_trailers_};
   Direction encode_{false, {}, &response_headers_, &response_trailers_};
   std::optional<std::optional<Route>> cached_route_;
+  std::function<void(bool)> response_pause_cb_;
+  uint32_t response_pauses_ = 0;  // encoder filters above their watermark
   bool response_headers_written_ = false;
   bool response_complete_ = false;
   bool local_reply_sent_ = false;

@@ -145,6 +145,13 @@ void RouterFilter::onPoolReady(upstream::ClientConnection& connection) {
   }
   conn_ = &connection;
   conn_->setResponseDecoder(this);
+  // An encoder filter holding too much of the response pauses the upstream until it catches up.
+  callbacks_->setResponsePauseCallback([this](bool pause) {
+    paused_by_filters_ = pause;
+    if (conn_ != nullptr && !waiting_downstream_drain_) {
+      conn_->readDisable(pause);
+    }
+  });
   const bool headers_only = request_complete_ && pending_body_.empty() && !pending_trailers_;
   conn_->encodeHeaders(*request_headers_, headers_only);
   if (!pending_body_.empty() || (request_complete_ && !headers_only && !pending_trailers_)) {
@@ -217,9 +224,11 @@ void RouterFilter::onUpstreamData(std::string_view data, bool end_stream) {
   }
   callbacks_->encodeData(buffer, false);
   if (conn_ != nullptr && callbacks_->downstreamBufferedBytes() > kHighWatermark) {
+    waiting_downstream_drain_ = true;
     conn_->readDisable(true);
     callbacks_->onDownstreamDrained([this] {
-      if (conn_ != nullptr) {
+      waiting_downstream_drain_ = false;
+      if (conn_ != nullptr && !paused_by_filters_) {
         conn_->readDisable(false);
       }
     });

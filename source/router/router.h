@@ -67,6 +67,8 @@ private:
   bool response_started_ = false;
   bool response_complete_ = false;
   bool done_ = false;
+  bool paused_by_filters_ = false;         // an encoder filter is above its watermark
+  bool waiting_downstream_drain_ = false;  // paused until the downstream connection drains
 };
 
 }  // namespace corral::router

@@ -284,6 +284,29 @@ def test_inject_data_from_goroutine(start_corral, upstream, isolation):
     assert data == b"injected-1|injected-2|" + b"x" * 10
 
 
+def peak_rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_busy_plugin_pauses_the_upstream_instead_of_buffering(start_corral, upstream, isolation,
+                                                               monkeypatch):
+    # The sanitizer build's quarantine keeps freed memory resident; peak RSS then says nothing.
+    monkeypatch.setenv("ASAN_OPTIONS", "quarantine_size_mb=0:thread_local_quarantine_size_kb=0")
+    c = start_corral(golang_config(isolation, [golang_filter("async")], upstream.port))
+    request(c.port(), "/big?bytes=100000")  # warm up
+    before = peak_rss_kb(c.proc.pid)
+    size = 40 * 1024 * 1024
+    r, data = request(c.port(), f"/big?bytes={size}", headers={"x-test-async": "slow-encode"})
+    assert r.status == 200 and len(data) == size
+    grown_mb = (peak_rss_kb(c.proc.pid) - before) / 1024
+    # Without the pause the 300 ms the plugin is busy let all 40 MiB pile up in corral.
+    assert grown_mb < 16, f"peak RSS grew by {grown_mb:.1f} MiB"
+
+
 def test_goroutine_panic_recovered_by_plugin(start_corral, upstream, isolation):
     c = start_corral(golang_config(isolation, [golang_filter("async")], upstream.port))
     r, data = request(c.port(), "/echo", headers={"x-test-async": "panic"})

@@ -198,6 +198,17 @@ func (f *asyncFilter) DecodeData(b api.BufferInstance, end bool) api.StatusType 
 }
 
 func (f *asyncFilter) EncodeData(b api.BufferInstance, end bool) api.StatusType {
+	if f.mode == "slow-encode" && !f.injected {
+		// Busy for a while on the first response chunk: the rest of the response must wait
+		// upstream (the host pauses it) rather than pile up in the proxy.
+		f.injected = true
+		go func() {
+			defer f.cb.EncoderFilterCallbacks().RecoverPanic()
+			time.Sleep(300 * time.Millisecond)
+			f.cb.EncoderFilterCallbacks().Continue(api.Continue)
+		}()
+		return api.Running
+	}
 	if f.mode != "inject" || f.injected {
 		return api.Continue
 	}
