@@ -277,6 +277,32 @@ def test_async_local_reply_and_data(start_corral, upstream, isolation):
     assert r.status == 200 and echo(data)["body_len"] == 200000
 
 
+def test_body_arriving_while_go_works_on_headers(start_corral, upstream, isolation):
+    # 3 MiB arrive while the goroutine sleeps: held (reading paused above the 1 MiB limit), then
+    # handed on once Go continues.
+    c = start_corral(golang_config(isolation, [golang_filter("async")], upstream.port))
+    body = bytes(range(256)) * (3 * 4096)
+    r, data = request(c.port(), "/echo", method="POST", body=body)
+    assert r.status == 200
+    info = echo(data)
+    assert info["body_len"] == len(body)
+    assert hdr(info, "x-test-async-header") == ["set-from-goroutine"]
+
+
+def test_client_gone_while_go_is_running(start_corral, upstream, isolation):
+    c = start_corral(golang_config(isolation, [golang_filter("async")], upstream.port))
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", c.port()))
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.close()  # gone before the goroutine continues: its Continue finds the stream destroyed
+    time.sleep(0.2)
+    r, data = request(c.port(), "/echo")
+    assert r.status == 200 and hdr(echo(data), "x-test-async-header") == ["set-from-goroutine"]
+    # The goroutines' late calls were refused (FilterIsDestroy), not answered with a panic reply.
+    assert c.stats()["http.ingress.golang.panic_error"] == 0
+    assert "Client may cancel the request prematurely" in c.stderr()
+
+
 def test_inject_data_from_goroutine(start_corral, upstream, isolation):
     c = start_corral(golang_config(isolation, [golang_filter("async")], upstream.port))
     r, data = request(c.port(), "/big?bytes=10", headers={"x-test-async": "inject"})
