@@ -1,7 +1,9 @@
 #pragma once
 // The Golang filter (envoy.filters.http.golang), in-process: a Go plugin built with Envoy's Go
 // SDK runs in this process, called through the SDK's exports, and calls back through the
-// envoyGo* host functions (host_exports.cc), which land in the methods below.
+// envoyGo* host functions (host_exports.cc), which land in the methods below. The filter-chain
+// side is in golang_filter.cc, the methods Go calls in golang_filter_go_calls.cc and
+// properties.cc (the seam the sandbox mode will cut along).
 //
 // Behaviour follows Envoy's golang_filter.cc: per direction a ProcessorState; Go's status for
 // each phase drives iteration; Go may finish a phase later from any goroutine (Continue,
@@ -74,7 +76,8 @@ public:
   }
   void onDestroy() override;
 
-  // ---- host functions (called by Go, any thread unless said otherwise) ----
+  // ---- called by Go (golang_filter_go_calls.cc): any thread; posted to the worker, answered
+  // under mu_, or CAPIYield + envoyGoRequestSemaDec, as Envoy does for each ----
   CAPIStatus continueStatus(ProcessorState& state, GolangStatus status);
   CAPIStatus sendLocalReply(ProcessorState& state, uint32_t code, std::string body,
                             std::vector<std::pair<std::string, std::string>> headers,
