@@ -8,7 +8,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format
   libevent-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libhttp-parser-dev libabsl-dev libre2-dev nlohmann-json3-dev
-  libprotobuf-dev
+  libprotobuf-dev libseccomp-dev
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

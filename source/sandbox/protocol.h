@@ -9,7 +9,7 @@ namespace corral::sandbox {
 enum class MessageType : uint32_t {
   Shutdown = 0,    // proxy -> sandbox: exit 0
   Ping = 1,        // proxy -> sandbox: answer Pong (the heartbeat)
-  Pong = 2,        // sandbox -> proxy: "pid=P uid=U env=N fds=fd:target;..." (how it runs)
+  Pong = 2,        // sandbox -> proxy: "pid=P uid=U env=N seccomp=M fds=fd:target;..."
   LoadFailed = 3,  // sandbox -> proxy: the library could not be loaded; the text says why
   Ready = 4,       // sandbox -> proxy: the library is loaded
 };

@@ -4,6 +4,7 @@
 // answers the control messages of protocol.h; the Golang filter's events come with issue 4.
 //
 // Usage: corral-sandbox --name <library path, for messages> [--log-level LEVEL]
+//                       [--seccomp default|off]
 
 #include <poll.h>
 #include <sys/stat.h>
@@ -11,7 +12,9 @@
 
 #include <dirent.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include <fmt/format.h>
@@ -20,8 +23,17 @@
 #include "source/golang/go_library.h"
 #include "source/sandbox/channel.h"
 #include "source/sandbox/protocol.h"
+#include "source/sandbox/seccomp_policy.h"
 
 extern char** environ;
+
+#if defined(__SANITIZE_ADDRESS__)
+// LeakSanitizer stops the world with ptrace, which the seccomp policy refuses; in the sanitizer
+// build the sandbox process keeps ASan's other checks but not the leak check at exit.
+extern "C" const char* __lsan_default_options() {
+  return "detect_leaks=0";
+}
+#endif
 
 namespace {
 
@@ -52,6 +64,24 @@ std::string openFds() {
   return out;
 }
 
+// The "Seccomp:" mode from /proc/self/status (2 = filter installed).
+std::string seccompMode() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  std::string mode = "?";
+  if (f == nullptr) {
+    return mode;
+  }
+  char line[256];
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::strncmp(line, "Seccomp:", 8) == 0) {
+      mode = std::to_string(std::atoi(line + 8));
+      break;
+    }
+  }
+  std::fclose(f);
+  return mode;
+}
+
 void send(RingWriter& out, MessageType type, const std::string& text) {
   while (out.write(static_cast<uint32_t>(type), text) == RingWriter::Result::Full) {
     ::usleep(100);
@@ -62,10 +92,13 @@ void send(RingWriter& out, MessageType type, const std::string& text) {
 
 int main(int argc, char** argv) {
   std::string name = "plugin library";
+  bool seccomp = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--name") {
       name = argv[i + 1];
+    } else if (flag == "--seccomp") {
+      seccomp = std::string(argv[i + 1]) != "off";
     } else if (flag == "--log-level") {
       corral::Logger::setLevel(argv[i + 1]);
     }
@@ -78,6 +111,14 @@ int main(int argc, char** argv) {
   }
   RingReader in = (*channel)->sandboxReader(1 << 20);
   RingWriter out = (*channel)->sandboxWriter();
+  // The syscall policy goes on before any plugin code runs (its Go init runs inside dlopen).
+  if (seccomp) {
+    auto status = corral::sandbox::installSandboxSeccomp();
+    if (!status.ok()) {
+      send(out, MessageType::LoadFailed, std::string(status.message()));
+      return 2;
+    }
+  }
   // The supervisor opened the library; we load it through our fd (we may not reach its path).
   auto library = corral::golang::GoLibrary::load(
       fmt::format("/proc/self/fd/{}", corral::sandbox::kLibraryFd), name);
@@ -109,7 +150,8 @@ int main(int argc, char** argv) {
         ++env;
       }
       send(out, MessageType::Pong,
-           fmt::format("pid={} uid={} env={} fds={}", ::getpid(), ::getuid(), env, openFds()));
+           fmt::format("pid={} uid={} env={} seccomp={} fds={}", ::getpid(), ::getuid(), env,
+                       seccompMode(), openFds()));
       break;
     }
     default:

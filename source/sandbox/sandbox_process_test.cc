@@ -94,7 +94,8 @@ TEST_F(SandboxProcessTest, RunsCleanUnprivilegedAndAnswers) {
   if (::geteuid() == 0) {
     EXPECT_EQ(kv["uid"], "65534");
   }
-  EXPECT_EQ(kv["env"], "1");  // only what the spec lists
+  EXPECT_EQ(kv["env"], "1");      // only what the spec lists
+  EXPECT_EQ(kv["seccomp"], "2");  // the syscall filter is on (and the Go runtime runs under it)
   // fds: stdio, the channel (3-5), the library (6); anything else only the Go runtime's own.
   for (auto entry : absl::StrSplit(kv["fds"], ';')) {
     std::pair<std::string, std::string> fd = absl::StrSplit(entry, absl::MaxSplits(':', 1));
