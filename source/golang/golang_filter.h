@@ -67,6 +67,7 @@ public:
   http::FilterTrailersStatus decodeTrailers(http::HeaderMap& trailers) override;
   void setDecoderFilterCallbacks(http::StreamDecoderFilterCallbacks& cb) override {
     decoder_callbacks_ = &cb;
+    dispatcher_ = &cb.dispatcher();
   }
   http::FilterHeadersStatus encodeHeaders(http::HeaderMap& headers, bool end_stream) override;
   http::FilterDataStatus encodeData(http::Buffer& data, bool end_stream) override;
@@ -113,7 +114,9 @@ public:
     return req_->decoding.isProcessingInGo() || req_->encoding.isProcessingInGo();
   }
   bool isThreadSafe() const { return dispatcher().isThreadSafe(); }
-  event::Dispatcher& dispatcher() const { return decoder_callbacks_->dispatcher(); }
+  // The worker's loop: it outlives every stream, so a goroutine may use it even while the
+  // stream is being torn down (the callbacks objects may not).
+  event::Dispatcher& dispatcher() const { return *dispatcher_; }
   // Go's finalizer released `req` (any thread).
   static void finalizeRequest(GoRequest* req);
 
@@ -151,6 +154,7 @@ private:
   const std::string filter_name_;
   GoRequest* req_;
   http::StreamDecoderFilterCallbacks* decoder_callbacks_ = nullptr;
+  event::Dispatcher* dispatcher_ = nullptr;
   http::StreamEncoderFilterCallbacks* encoder_callbacks_ = nullptr;
   http::HeaderMap* request_headers_ = nullptr;
   std::mutex mu_;  // Envoy's filter mutex: off-thread readers vs. destroy
