@@ -53,6 +53,11 @@ namespace {
       childFail(report, 2);
     }
   }
+  if (spec.output_fd >= 0) {
+    if (::dup2(spec.output_fd, 1) < 0 || ::dup2(spec.output_fd, 2) < 0) {
+      childFail(report, 2);
+    }
+  }
   // Everything else goes, except the report pipe (close-on-exec) and stdio.
   const int keep = report;
   for (int fd = 3 + static_cast<int>(n); fd < keep; ++fd) {

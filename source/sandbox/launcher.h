@@ -32,6 +32,7 @@ struct SpawnSpec {
                                       // here so the unprivileged child need not reach its path)
   std::optional<uint64_t> data_limit_bytes;
   std::optional<uid_t> run_as;  // uid and gid to switch to (when we may)
+  int output_fd = -1;           // becomes stdout and stderr (the Go crash output goes there)
 };
 
 struct Spawned {

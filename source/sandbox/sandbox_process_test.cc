@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "source/sandbox/channel.h"
 #include "source/sandbox/launcher.h"
+#include "source/sandbox/output_capture.h"
 #include "source/sandbox/protocol.h"
 
 namespace corral::sandbox {
@@ -146,6 +147,35 @@ TEST_F(SandboxProcessTest, ALibraryThatIsNotAGoPluginIsReported) {
   auto info = launcher_.reap(p->pid);
   ASSERT_TRUE(info);
   EXPECT_EQ(info->code, 2);
+  ::close(p->pidfd);
+}
+
+// A plugin whose Go init panics: in-process that is the proxy's death (a c-shared Go runtime
+// aborts on an unrecovered panic); here the sandbox process dies alone, and its crash output is
+// kept, first line as the reason.
+TEST_F(SandboxProcessTest, CrashOnLoadIsContainedAndItsTracebackKept) {
+  ::close(library_fd_);
+  library_fd_ = ::open(CORRAL_CRASH_ON_LOAD_SO, O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(library_fd_, 0);
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  SpawnSpec s = spec("crash_on_load.so");
+  s.output_fd = out[1];
+  auto p = launcher_.spawn(s);
+  ::close(out[1]);
+  ASSERT_TRUE(p.ok()) << p.status();
+  OutputCapture capture(out[0]);
+  ASSERT_TRUE(waitExit(p->pidfd, 10000));
+  auto info = launcher_.reap(p->pid);
+  ASSERT_TRUE(info);
+  EXPECT_TRUE(info->signaled);
+  EXPECT_EQ(info->code, SIGABRT);
+  std::string all;
+  for (const auto& line : capture.drain()) {
+    all += line + "\n";
+  }
+  EXPECT_EQ(capture.failureLine(), "panic: crash on load") << all;
+  EXPECT_NE(all.find("goroutine 1"), std::string::npos) << all;  // the traceback came along
   ::close(p->pidfd);
 }
 
