@@ -1,0 +1,74 @@
+#pragma once
+// Runs the sandbox pools of plugin libraries on an event loop (the main thread's): spawns each
+// process with a fresh channel and an output pipe, learns of its death at once (pidfd), logs its
+// output with the library's name (keeping the first crash line as the reason), restarts it per
+// the pool's backoff and circuit breaker, and pings every ready process each heartbeat interval
+// — one that has not answered for three intervals is SIGKILLed (and so restarted).
+//
+// Issue 4 groundwork: nothing routes requests to these processes yet.
+//
+// Thread-safety: the loop's thread only.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "source/event/dispatcher.h"
+#include "source/sandbox/channel.h"
+#include "source/sandbox/launcher.h"
+#include "source/sandbox/output_capture.h"
+#include "source/sandbox/pool.h"
+
+namespace corral::sandbox {
+
+struct LibraryOptions {
+  std::string library_id;
+  std::string library_path;
+  std::string sandbox_binary;  // corral-sandbox
+  PoolOptions pool;
+  std::chrono::milliseconds heartbeat_interval{1000};
+  bool seccomp = true;
+  std::optional<uid_t> run_as;  // default: 65534 when running as root (launcher.h)
+  std::optional<uint64_t> data_limit_bytes;
+};
+
+// What the admin endpoint will show, per process.
+struct ProcessView {
+  pid_t pid = -1;
+  bool ready = false;
+  Pool::SlotState state = Pool::SlotState::BackingOff;
+  std::string last_failure;  // first crash line, or how it ended
+};
+
+class Supervisor {
+public:
+  Supervisor(event::Dispatcher& dispatcher, Launcher& launcher);
+  ~Supervisor();
+
+  // Opens the library (so the unprivileged process can load it through an fd) and starts its
+  // pool. Errors name the library.
+  absl::Status addLibrary(LibraryOptions options);
+  std::vector<ProcessView> processes(const std::string& library_id) const;
+  const PoolCounters* counters(const std::string& library_id) const;
+  // Kills and reaps every process.
+  void stop();
+
+private:
+  struct Library;
+  struct Running;  // one live process: its channel, pidfd and output watches
+  void onExit(Library& lib, pid_t pid);
+  void onChannel(Library& lib, size_t slot);
+  void onOutput(Library& lib, size_t slot);
+  void onHeartbeat(Library& lib);
+  void armPoolTimer(Library& lib);
+  void watch(Library& lib, size_t slot);
+
+  event::Dispatcher& dispatcher_;
+  Launcher& launcher_;
+  std::map<std::string, std::unique_ptr<Library>> libraries_;
+};
+
+}  // namespace corral::sandbox
