@@ -145,6 +145,12 @@ private:
   uint64_t mergedConfigId();
   void runLog(uint64_t type);
   void maybeResumeReading(ProcessorState& state);
+  // A getter that needs worker state (Envoy's CAPIYield protocol): answered now on the worker;
+  // from a goroutine, CAPIYield now and `fill` runs on the worker, its status into *rc, then
+  // envoyGoRequestSemaDec wakes the goroutine. Caller holds mu_.
+  CAPIStatus answerOnWorker(std::function<CAPIStatus(GolangFilter&)> fill, int* rc = nullptr);
+  // Hands `value` to Go through the request's anchor string (valid until Go copies it).
+  CAPIStatus handOut(std::string value, uint64_t* value_data, int* value_len);
   // Runs `fn` on the worker: now if on it, else posted (skipped if the filter is gone by then).
   void onWorker(std::function<void(GolangFilter&)> fn);
   std::string property(std::string_view path, bool* found);

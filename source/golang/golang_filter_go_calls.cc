@@ -414,28 +414,38 @@ CAPIStatus GolangFilter::getIntegerValue(int id, uint64_t* value) {
   }
 }
 
+CAPIStatus GolangFilter::answerOnWorker(std::function<CAPIStatus(GolangFilter&)> fill, int* rc) {
+  if (isThreadSafe()) {
+    return fill(*this);
+  }
+  onWorker([fill = std::move(fill), rc](GolangFilter& f) {
+    const CAPIStatus status = fill(f);
+    if (rc != nullptr) {
+      *rc = status;
+    }
+    f.config_->library().exports().request_sema_dec(f.req_);
+  });
+  return CAPIYield;
+}
+
+CAPIStatus GolangFilter::handOut(std::string value, uint64_t* value_data, int* value_len) {
+  req_->str_value = std::move(value);
+  *value_data = toHandle(req_->str_value.data());
+  *value_len = static_cast<int>(req_->str_value.size());
+  return CAPIOK;
+}
+
 CAPIStatus GolangFilter::getDynamicMetadata(std::string filter_name, uint64_t* value_data,
                                             int* value_len) {
   std::lock_guard<std::mutex> lock(mu_);
   if (hasDestroyed()) {
     return CAPIFilterIsDestroy;
   }
-  auto fill = [value_data, value_len, filter_name](GolangFilter& f) {
+  return answerOnWorker([value_data, value_len, filter_name](GolangFilter& f) {
     const auto& md = f.decoder_callbacks_->streamInfo().dynamic_metadata;
     auto it = md.find(filter_name);
-    f.req_->str_value = it == md.end() ? std::string() : it->second;
-    *value_data = toHandle(f.req_->str_value.data());
-    *value_len = static_cast<int>(f.req_->str_value.size());
-  };
-  if (isThreadSafe()) {
-    fill(*this);
-    return CAPIOK;
-  }
-  onWorker([fill](GolangFilter& f) {
-    fill(f);
-    f.config_->library().exports().request_sema_dec(f.req_);
+    return f.handOut(it == md.end() ? std::string() : it->second, value_data, value_len);
   });
-  return CAPIYield;
 }
 
 CAPIStatus GolangFilter::setDynamicMetadata(std::string filter_name, std::string key,
@@ -470,24 +480,12 @@ CAPIStatus GolangFilter::getStringFilterState(std::string key, uint64_t* value_d
   if (hasDestroyed()) {
     return CAPIFilterIsDestroy;
   }
-  auto fill = [key, value_data, value_len](GolangFilter& f) {
+  return answerOnWorker([key, value_data, value_len](GolangFilter& f) {
     const auto& fs = f.decoder_callbacks_->streamInfo().filter_state;
     auto it = fs.find(key);
-    if (it != fs.end()) {
-      f.req_->str_value = it->second;
-      *value_data = toHandle(f.req_->str_value.data());
-      *value_len = static_cast<int>(f.req_->str_value.size());
-    }
-  };
-  if (isThreadSafe()) {
-    fill(*this);
-    return CAPIOK;
-  }
-  onWorker([fill](GolangFilter& f) {
-    fill(f);
-    f.config_->library().exports().request_sema_dec(f.req_);
+    // Absent: Go keeps its zero value (the empty string), as with Envoy.
+    return it == fs.end() ? CAPIOK : f.handOut(it->second, value_data, value_len);
   });
-  return CAPIYield;
 }
 
 CAPIStatus GolangFilter::getStringProperty(std::string path, uint64_t* value_data, int* value_len,
@@ -496,25 +494,13 @@ CAPIStatus GolangFilter::getStringProperty(std::string path, uint64_t* value_dat
   if (hasDestroyed()) {
     return CAPIFilterIsDestroy;
   }
-  auto fill = [path, value_data, value_len](GolangFilter& f) -> CAPIStatus {
-    bool found = false;
-    std::string v = f.property(path, &found);
-    if (!found) {
-      return CAPIValueNotFound;
-    }
-    f.req_->str_value = std::move(v);
-    *value_data = toHandle(f.req_->str_value.data());
-    *value_len = static_cast<int>(f.req_->str_value.size());
-    return CAPIOK;
-  };
-  if (isThreadSafe()) {
-    return fill(*this);
-  }
-  onWorker([fill, rc](GolangFilter& f) {
-    *rc = fill(f);
-    f.config_->library().exports().request_sema_dec(f.req_);
-  });
-  return CAPIYield;
+  return answerOnWorker(
+      [path, value_data, value_len](GolangFilter& f) {
+        bool found = false;
+        std::string v = f.property(path, &found);
+        return found ? f.handOut(std::move(v), value_data, value_len) : CAPIValueNotFound;
+      },
+      rc);
 }
 
 CAPIStatus GolangFilter::getSecret(std::string, uint64_t*, int* value_len) {
