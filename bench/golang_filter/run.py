@@ -16,7 +16,6 @@ import importlib.util
 import os
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -144,14 +143,7 @@ def main():
                              text=True, check=True).stdout
         print(out.strip())
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM if p is not procs[0] else signal.SIGQUIT)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        base.stop_processes(procs)
         shutil.rmtree(work, ignore_errors=True)
 
 

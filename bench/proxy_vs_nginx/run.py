@@ -175,6 +175,18 @@ def idle_rss_per_conn(port, pids, n):
     return (after - before) * 1024 / n
 
 
+def stop_processes(procs):
+    """procs[0] is the upstream nginx (SIGQUIT: graceful); the rest get SIGTERM. All reaped."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM if p is not procs[0] else signal.SIGQUIT)
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
@@ -296,14 +308,7 @@ static_resources:
         print(f"throughput corral/nginx: median {statistics.median(tp):.3f} (min {min(tp):.3f}, max {max(tp):.3f})")
         print(f"CPU per request corral/nginx: median {statistics.median(cpu):.3f} (min {min(cpu):.3f}, max {max(cpu):.3f})")
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM if p is not procs[0] else signal.SIGQUIT)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs)
         shutil.rmtree(work, ignore_errors=True)
 
 

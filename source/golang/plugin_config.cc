@@ -14,19 +14,27 @@ uint64_t toPtr(const void* p) {
   return reinterpret_cast<uint64_t>(p);
 }
 
-// Calls the SDK's config constructor (the plugin's Parse); 0 means Parse failed, and `errors`
-// then holds what the plugin logged about it.
-uint64_t newPluginConfig(const GoLibrary& library, httpConfig* config, const std::string& name,
-                         const std::string& any_bytes, bool is_route, uint32_t concurrency,
-                         std::string* errors) {
-  ScopedGoCall call(name, errors);
+// Calls the SDK's config constructor (the plugin's Parse) and returns the config id; a Parse
+// failure is an error naming `yaml_path` with what the plugin logged about it.
+absl::StatusOr<uint64_t> newPluginConfig(const GoLibrary& library, httpConfig* config,
+                                         const std::string& name, const std::string& any_bytes,
+                                         bool is_route, uint32_t concurrency,
+                                         const std::string& yaml_path) {
+  std::string errors;
+  ScopedGoCall call(name, &errors);
   config->plugin_name_ptr = toPtr(name.data());
   config->plugin_name_len = name.size();
   config->config_ptr = toPtr(any_bytes.data());
   config->config_len = any_bytes.size();
   config->is_route_config = is_route ? 1 : 0;
   config->concurrency = concurrency;
-  return library.exports().new_http_plugin_config(config);
+  const uint64_t id = library.exports().new_http_plugin_config(config);
+  if (id == 0) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: plugin {} rejected its {}: {}", yaml_path, name,
+                    is_route ? "per-route config" : "plugin_config", errors));
+  }
+  return id;
 }
 }  // namespace
 
@@ -122,13 +130,12 @@ absl::StatusOr<std::shared_ptr<FilterConfig>> FilterConfig::create(
   // which frees it); the plugin defines its metrics through it.
   auto* c = new HttpConfigInternal();
   c->metrics = std::make_shared<PluginMetrics>(store);
-  std::string errors;
-  config->config_id_ = newPluginConfig(*config->library_, c, config->plugin_name_, any_bytes, false,
-                                       concurrency, &errors);
-  if (config->config_id_ == 0) {
-    return absl::InvalidArgumentError(fmt::format("{}: plugin {} rejected its plugin_config: {}",
-                                                  yaml_path, config->plugin_name_, errors));
+  auto id = newPluginConfig(*config->library_, c, config->plugin_name_, any_bytes, false,
+                            concurrency, yaml_path);
+  if (!id.ok()) {
+    return id.status();
   }
+  config->config_id_ = *id;
   return config;
 }
 
@@ -147,13 +154,12 @@ absl::StatusOr<std::unique_ptr<RoutePluginConfig>> RoutePluginConfig::create(
       new RoutePluginConfig(std::move(library), std::move(plugin_name)));
   // Go does not keep a route config's struct: it may live on the stack.
   httpConfig c{};
-  std::string errors;
-  config->config_id_ = newPluginConfig(*config->library_, &c, config->plugin_name_, any_bytes, true,
-                                       concurrency, &errors);
-  if (config->config_id_ == 0) {
-    return absl::InvalidArgumentError(fmt::format("{}: plugin {} rejected its per-route config: {}",
-                                                  yaml_path, config->plugin_name_, errors));
+  auto id = newPluginConfig(*config->library_, &c, config->plugin_name_, any_bytes, true,
+                            concurrency, yaml_path);
+  if (!id.ok()) {
+    return id.status();
   }
+  config->config_id_ = *id;
   return config;
 }
 
