@@ -1,6 +1,7 @@
 """Fixtures for corral integration tests: a corral process on port-0 listeners and fake
 upstreams. Every wait is bounded and every process is reaped."""
 
+import http.client
 import json
 import os
 import resource
@@ -190,6 +191,23 @@ def raw_exchange(port, data, timeout=5.0):
         return out
     finally:
         s.close()
+
+
+def http_request(port, path, headers=None, method="GET", body=None, conn=None):
+    """One request with http.client (on `conn` if given, else a new connection); (response, body)."""
+    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    if conn is None:
+        c.close()
+    return r, data
+
+
+def raw_json_body(raw):
+    """The JSON object in a raw HTTP response's body (content-length or chunked)."""
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    return json.loads(body[body.index(b"{"):body.rindex(b"}") + 1])
 
 
 def status_of(raw):

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from conftest import ROUTER, bootstrap, cluster, listener, raw_exchange, status_of
+from conftest import (ROUTER, bootstrap, cluster, http_request, listener, raw_exchange,
+                      raw_json_body, status_of)
 
 PLUGINS_SO = os.environ.get("CORRAL_TEST_PLUGINS_SO") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "source", "golang", "corral_test_plugins.so")
@@ -51,13 +52,7 @@ def golang_config(isolation, filters, upstream_port, routes=None, virtual_hosts=
 
 
 def request(port, path="/echo", headers=None, method="GET", body=None, conn=None):
-    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request(method, path, body=body, headers=headers or {})
-    r = c.getresponse()
-    data = r.read()
-    if conn is None:
-        c.close()
-    return r, data
+    return http_request(port, path, headers=headers, method=method, body=body, conn=conn)
 
 
 def echo(body):
@@ -222,7 +217,7 @@ def test_stop_and_buffer_chunked_request(start_corral, upstream, isolation):
            b"Connection: close\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n")
     out = raw_exchange(c.port(), raw)
     assert status_of(out) == 200
-    info = json.loads(out.split(b"\r\n\r\n", 1)[1])
+    info = raw_json_body(out)
     assert info["body_head"] == "ABCDEF|seen-by-plugin"
 
 
@@ -234,7 +229,7 @@ def test_watermark_and_nobuffer_modes(start_corral, upstream, isolation):
     raw = (b"POST /echo HTTP/1.1\r\nHost: x\r\nx-test-body-mode: nobuffer\r\nTransfer-Encoding: chunked\r\n"
            b"Connection: close\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n")
     out = raw_exchange(c.port(), raw)
-    info = json.loads(out.split(b"\r\n\r\n", 1)[1])
+    info = raw_json_body(out)
     assert info["body_head"] == "fedcba"
 
 
@@ -474,8 +469,7 @@ def test_trailers_both_directions(start_corral, upstream, isolation):
     raw = (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
            b"3\r\nabc\r\n0\r\nx-test-req-trailer: t1\r\n\r\n")
     out = raw_exchange(c.port(), raw)
-    body = out.split(b"\r\n\r\n", 1)[1]
-    info = json.loads(body[body.index(b"{"):body.rindex(b"}") + 1])
+    info = raw_json_body(out)
     trailers = dict((k.lower(), v) for k, v in info["trailers"])
     assert trailers["x-test-req-trailer"] == "seen:t1"
     assert trailers["x-test-added-trailer"] == "by-plugin"
@@ -489,8 +483,7 @@ def test_add_data_in_trailers_phase(start_corral, upstream, isolation):
            b"3\r\nabc\r\n0\r\nx-test-add-data: 1\r\n\r\n")
     out = raw_exchange(c.port(), raw)
     assert status_of(out) == 200
-    body = out.split(b"\r\n\r\n", 1)[1]
-    info = json.loads(body[body.index(b"{"):body.rindex(b"}") + 1])
+    info = raw_json_body(out)
     assert info["body_head"] == "abc|added-by-plugin"
     assert info["body_len"] == len("abc|added-by-plugin")
 

@@ -7,22 +7,13 @@ import threading
 import time
 
 from conftest import ROUTER, bootstrap, cluster, listener, raw_exchange, status_of
+from conftest import http_request as get
 
 
 def proxy_config(upstream_port, routes=None, hcm_extra=None, clusters=None, virtual_hosts=None):
     routes = routes or [{"match": {"prefix": "/"}, "route": {"cluster": "up", "timeout": "2s"}}]
     return bootstrap([listener("ingress", routes, hcm_extra=hcm_extra, virtual_hosts=virtual_hosts)],
                      clusters or [cluster("up", [upstream_port])])
-
-
-def get(port, path, headers=None, method="GET", body=None, conn=None):
-    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request(method, path, body=body, headers=headers or {})
-    r = c.getresponse()
-    data = r.read()
-    if conn is None:
-        c.close()
-    return r, data
 
 
 def test_direct_response(start_corral):
