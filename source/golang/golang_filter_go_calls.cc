@@ -337,13 +337,12 @@ CAPIStatus GolangFilter::getStringValue(int id, uint64_t* value_data, int* value
     return CAPIFilterIsDestroy;
   }
   const http::StreamInfo& info = decoder_callbacks_->streamInfo();
-  std::string& out = req_->str_value;
+  std::string out;
   switch (id) {
   case 1:  // route name
     out = info.route_name;
     break;
   case 2:  // filter chain name: corral listeners have one unnamed chain
-    out.clear();
     break;
   case 5:
     if (info.response_code_details.empty()) {
@@ -379,9 +378,7 @@ CAPIStatus GolangFilter::getStringValue(int id, uint64_t* value_data, int* value
     // 12 virtual cluster (none in corral), 100-119 TLS facts (no TLS yet), unknown ids.
     return CAPIValueNotFound;
   }
-  *value_data = toHandle(out.data());
-  *value_len = static_cast<int>(out.size());
-  return CAPIOK;
+  return handOut(std::move(out), value_data, value_len);
 }
 
 CAPIStatus GolangFilter::getIntegerValue(int id, uint64_t* value) {

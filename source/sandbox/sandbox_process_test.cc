@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -65,6 +66,41 @@ protected:
     s.extra_fds = {library_fd_};
     s.run_as = 65534;
     return s;
+  }
+
+  // Runs `library` in a sandbox until it dies (by itself, within 30 s); its exit and output.
+  struct Outcome {
+    ExitInfo exit;
+    std::string output;
+    std::string failure_line;
+  };
+  std::optional<Outcome> runToDeath(const char* library, std::optional<uint64_t> data_limit = {}) {
+    ::close(library_fd_);
+    library_fd_ = ::open(library, O_RDONLY | O_CLOEXEC);
+    int out[2];
+    if (library_fd_ < 0 || ::pipe2(out, O_CLOEXEC) != 0) {
+      return std::nullopt;
+    }
+    SpawnSpec s = spec(library);
+    s.output_fd = out[1];
+    s.data_limit_bytes = data_limit;
+    auto p = launcher_.spawn(s);
+    ::close(out[1]);
+    OutputCapture capture(out[0]);
+    if (!p.ok() || !waitExit(p->pidfd, 30000)) {
+      return std::nullopt;
+    }
+    ::close(p->pidfd);
+    auto info = launcher_.reap(p->pid);
+    if (!info) {
+      return std::nullopt;
+    }
+    Outcome o{*info, "", ""};
+    for (const auto& line : capture.drain()) {
+      o.output += line + "\n";
+    }
+    o.failure_line = capture.failureLine();
+    return o;
   }
 
   std::unique_ptr<Channel> channel_;
@@ -154,63 +190,28 @@ TEST_F(SandboxProcessTest, ALibraryThatIsNotAGoPluginIsReported) {
 // aborts on an unrecovered panic); here the sandbox process dies alone, and its crash output is
 // kept, first line as the reason.
 TEST_F(SandboxProcessTest, CrashOnLoadIsContainedAndItsTracebackKept) {
-  ::close(library_fd_);
-  library_fd_ = ::open(CORRAL_CRASH_ON_LOAD_SO, O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(library_fd_, 0);
-  int out[2];
-  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
-  SpawnSpec s = spec("crash_on_load.so");
-  s.output_fd = out[1];
-  auto p = launcher_.spawn(s);
-  ::close(out[1]);
-  ASSERT_TRUE(p.ok()) << p.status();
-  OutputCapture capture(out[0]);
-  ASSERT_TRUE(waitExit(p->pidfd, 10000));
-  auto info = launcher_.reap(p->pid);
-  ASSERT_TRUE(info);
-  EXPECT_TRUE(info->signaled);
-  EXPECT_EQ(info->code, SIGABRT);
-  std::string all;
-  for (const auto& line : capture.drain()) {
-    all += line + "\n";
-  }
-  EXPECT_EQ(capture.failureLine(), "panic: crash on load") << all;
-  EXPECT_NE(all.find("goroutine 1"), std::string::npos) << all;  // the traceback came along
-  ::close(p->pidfd);
+  auto o = runToDeath(CORRAL_CRASH_ON_LOAD_SO);
+  ASSERT_TRUE(o);
+  EXPECT_TRUE(o->exit.signaled);
+  EXPECT_EQ(o->exit.code, SIGABRT);
+  EXPECT_EQ(o->failure_line, "panic: crash on load") << o->output;
+  EXPECT_NE(o->output.find("goroutine 1"), std::string::npos) << o->output;  // the traceback
 }
 
 // A plugin that allocates 2 GiB while loading, under a 512 MiB data limit: the Go runtime runs
 // out of memory in its own process, which dies alone.
 TEST_F(SandboxProcessTest, AllocationPastTheDataLimitKillsOnlyTheSandbox) {
-  ::close(library_fd_);
-  library_fd_ = ::open(CORRAL_ALLOC_ON_LOAD_SO, O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(library_fd_, 0);
-  int out[2];
-  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
-  SpawnSpec s = spec("alloc_on_load.so");
-  s.output_fd = out[1];
-  s.data_limit_bytes = 512ull << 20;
-  auto p = launcher_.spawn(s);
-  ::close(out[1]);
-  ASSERT_TRUE(p.ok()) << p.status();
-  OutputCapture capture(out[0]);
-  ASSERT_TRUE(waitExit(p->pidfd, 30000));
-  auto info = launcher_.reap(p->pid);
-  ASSERT_TRUE(info);
-  std::string all;
-  for (const auto& line : capture.drain()) {
-    all += line + "\n";
-  }
-  EXPECT_TRUE(info->signaled || info->code != 0);
+  auto o = runToDeath(CORRAL_ALLOC_ON_LOAD_SO, 512ull << 20);
+  ASSERT_TRUE(o);
+  EXPECT_TRUE(o->exit.signaled || o->exit.code != 0);
 #if defined(__SANITIZE_ADDRESS__)
   // Under AddressSanitizer the limit cannot be used at all: ASan's shadow reservation counts
   // against RLIMIT_DATA, so the process dies before main. Still contained and still reported.
-  EXPECT_NE(all.find("ReserveShadowMemoryRange failed"), std::string::npos) << all;
+  EXPECT_NE(o->output.find("ReserveShadowMemoryRange failed"), std::string::npos) << o->output;
 #else
-  EXPECT_NE(all.find("out of memory"), std::string::npos) << all.substr(0, 2000);
-  EXPECT_EQ(capture.failureLine().rfind("fatal error: ", 0), 0u) << capture.failureLine();
+  EXPECT_NE(o->output.find("out of memory"), std::string::npos) << o->output.substr(0, 2000);
+  EXPECT_EQ(o->failure_line.rfind("fatal error: ", 0), 0u) << o->failure_line;
 #endif
-  ::close(p->pidfd);
 }
 
 TEST_F(SandboxProcessTest, MissingExecutableIsAnErrorNotAChild) {
