@@ -105,6 +105,31 @@ void Histogram::record(uint64_t value) {
   sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
+void Histogram::merge(uint64_t count, uint64_t sum,
+                      const std::array<uint64_t, kBounds.size()>& buckets) {
+  for (size_t i = 0; i < kBounds.size(); ++i) {
+    buckets_[i].fetch_add(buckets[i], std::memory_order_relaxed);
+  }
+  count_.fetch_add(count, std::memory_order_relaxed);
+  sum_.fetch_add(sum, std::memory_order_relaxed);
+}
+
+void Store::forEach(const std::function<void(const std::string&, const Counter&)>& counters,
+                    const std::function<void(const std::string&, const Gauge&)>& gauges,
+                    const std::function<void(const std::string&, const Histogram&)>& histograms)
+    const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, c] : counters_) {
+    counters(name, *c);
+  }
+  for (const auto& [name, g] : gauges_) {
+    gauges(name, *g);
+  }
+  for (const auto& [name, h] : histograms_) {
+    histograms(name, *h);
+  }
+}
+
 Histogram& Store::histogram(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& h = histograms_[name];

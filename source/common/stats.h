@@ -7,6 +7,7 @@
 // Readers (the admin endpoint) sum the slots.
 
 #include <array>
+#include <functional>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -82,6 +83,8 @@ public:
       0.5,  1,    5,     10,    25,    50,     100,    250,     500,    1000,
       2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
   void record(uint64_t value);
+  // Adds what another histogram recorded (the sandbox processes' plugin histograms).
+  void merge(uint64_t count, uint64_t sum, const std::array<uint64_t, kBounds.size()>& buckets);
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
   uint64_t sum() const { return sum_.load(std::memory_order_relaxed); }
   // Count of values <= kBounds[i] (not cumulative).
@@ -103,6 +106,10 @@ public:
 
   // Every counter and gauge with its current value, sorted by name.
   std::vector<std::pair<std::string, int64_t>> snapshot() const;
+  // Each kind on its own, for forwarding (sandbox processes), in name order.
+  void forEach(const std::function<void(const std::string&, const Counter&)>& counters,
+               const std::function<void(const std::string&, const Gauge&)>& gauges,
+               const std::function<void(const std::string&, const Histogram&)>& histograms) const;
   // Envoy's text format: "name: value" per line, sorted by name; histograms as
   // "name: count=N sum=S".
   std::string renderText() const;

@@ -143,9 +143,22 @@ struct Bootstrap {
   // with its YAML path; the server logs them at start-up and --mode validate prints them.
   std::vector<std::string> warnings;
   // corral's own section (top-level `corral:`).
+  // How a Go plugin library runs (docs/sandbox.md). A library_id not listed gets the defaults.
   struct GolangLibrary {
-    enum class Isolation { InProcess };
-    Isolation isolation = Isolation::InProcess;
+    enum class Isolation { InProcess, Sandbox };
+    enum class OnFailure { FailClosed, FailOpen };
+    Isolation isolation = Isolation::Sandbox;
+    uint32_t processes = 1;    // sandbox processes taking streams
+    uint32_t warm_spares = 1;  // started and idle, to take over at once when one dies
+    // Hard limit of a sandbox process's data (RLIMIT_DATA); GOMEMLIMIT is set below it.
+    uint64_t memory_limit_bytes = 512ull << 20;
+    Millis callback_timeout{5000};  // a stream waiting longer on Go gets 504
+    Millis heartbeat_interval{1000};
+    OnFailure on_failure = OnFailure::FailClosed;
+    Millis restart_backoff_base{10};
+    Millis restart_backoff_max{5000};
+    bool seccomp = true;
+    std::map<std::string, std::string> env;  // the plugin's whole environment
   };
   // corral.golang_libraries: per library_id of a Golang filter.
   std::map<std::string, GolangLibrary> golang_libraries;

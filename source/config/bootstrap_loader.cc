@@ -75,18 +75,78 @@ private:
     for (const auto& kv : at.node) {
       const std::string id = kv.first.Scalar();
       At lib = at.field(id);
-      if (lib.present() && !r_.mapping(lib, {"isolation"})) {
+      Bootstrap::GolangLibrary o;
+      if (lib.present() &&
+          !r_.mapping(lib, {"isolation", "processes", "warm_spares", "memory_limit_bytes",
+                            "callback_timeout", "heartbeat_interval", "on_failure",
+                            "restart_backoff", "seccomp", "env"})) {
         continue;
       }
-      Bootstrap::GolangLibrary options;
-      At isolation = lib.field("isolation");
-      if (isolation.present()) {
-        auto which = r_.oneOf(isolation, {"in_process", "sandbox"}, false);
-        if (which && *which == 1) {
-          r_.error(isolation, "sandbox isolation is not available yet; use in_process");
+      if (auto v = r_.oneOf(lib.field("isolation"), {"sandbox", "in_process"}, false)) {
+        o.isolation = *v == 0 ? Bootstrap::GolangLibrary::Isolation::Sandbox
+                              : Bootstrap::GolangLibrary::Isolation::InProcess;
+      }
+      if (lib.field("processes").present()) {
+        o.processes = static_cast<uint32_t>(r_.uint(lib.field("processes"), false, 64).value_or(1));
+        if (o.processes == 0) {
+          r_.error(lib.field("processes"), "must be at least 1");
         }
       }
-      b.golang_libraries[id] = options;
+      if (lib.field("warm_spares").present()) {
+        o.warm_spares =
+            static_cast<uint32_t>(r_.uint(lib.field("warm_spares"), false, 16).value_or(1));
+      }
+      if (At m = lib.field("memory_limit_bytes"); m.present()) {
+        o.memory_limit_bytes = r_.uint(m, false, 1ull << 50).value_or(o.memory_limit_bytes);
+        if (o.memory_limit_bytes < (64ull << 20)) {
+          r_.error(m, "must be at least 67108864 (64 MiB): a Go runtime needs room to start");
+        }
+      }
+      positiveDuration(lib.field("callback_timeout"), o.callback_timeout);
+      positiveDuration(lib.field("heartbeat_interval"), o.heartbeat_interval);
+      if (auto v = r_.oneOf(lib.field("on_failure"), {"fail_closed", "fail_open"}, false)) {
+        o.on_failure = *v == 0 ? Bootstrap::GolangLibrary::OnFailure::FailClosed
+                               : Bootstrap::GolangLibrary::OnFailure::FailOpen;
+      }
+      if (At b = lib.field("restart_backoff"); b.present() && r_.mapping(b, {"base", "max"})) {
+        positiveDuration(b.field("base"), o.restart_backoff_base);
+        positiveDuration(b.field("max"), o.restart_backoff_max);
+        if (o.restart_backoff_max < o.restart_backoff_base) {
+          r_.error(b.field("max"), "must not be below base");
+        }
+      }
+      if (auto v = r_.oneOf(lib.field("seccomp"), {"default", "off"}, false)) {
+        o.seccomp = *v == 0;
+      }
+      if (At env = lib.field("env"); env.present()) {
+        if (!env.node.IsMap()) {
+          r_.error(env, "must be a mapping of variable name to value");
+        } else {
+          for (const auto& e : env.node) {
+            const std::string name = e.first.Scalar();
+            At value = env.field(name);
+            if (name.empty() || name.find('=') != std::string::npos) {
+              r_.error(value, "a variable name must be non-empty and without '='");
+            } else if (auto v = r_.string(value, true)) {
+              o.env[name] = *v;
+            }
+          }
+        }
+      }
+      b.golang_libraries[id] = o;
+    }
+  }
+
+  void positiveDuration(const At& at, Millis& out) {
+    if (!at.present()) {
+      return;
+    }
+    if (auto d = r_.duration(at)) {
+      if (d->count() <= 0) {
+        r_.error(at, "must be positive (at least 0.001s)");
+      } else {
+        out = *d;
+      }
     }
   }
 

@@ -140,6 +140,9 @@ void Dispatcher::runPosted() {
   for (auto& cb : work) {
     cb();
   }
+  if (after_posted_ && !work.empty()) {
+    after_posted_();
+  }
 }
 
 void Dispatcher::run() {

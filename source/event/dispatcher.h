@@ -87,6 +87,9 @@ public:
   }
   // Any thread.
   void exit();
+  // Runs after each batch of posted callbacks (loop thread; set before run()). The sandbox
+  // process uses it to notice what a plugin's goroutine changed through posted work.
+  void setAfterPostedHook(std::function<void()> hook) { after_posted_ = std::move(hook); }
 
 private:
   static void onPost(int, short, void* arg);
@@ -102,6 +105,7 @@ private:
   std::atomic<std::thread::id> thread_id_{};
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;
+  std::function<void()> after_posted_;
 };
 
 }  // namespace corral::event

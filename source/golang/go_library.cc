@@ -65,7 +65,7 @@ absl::StatusOr<GoLibrarySharedPtr> GoLibraryRegistry::get(const std::string& lib
                                                           const std::string& yaml_path) {
   auto it = by_id_.find(library_id);
   if (it != by_id_.end()) {
-    if (it->second->path() != path) {
+    if (it->second->path() != path && adopted_.count(library_id) == 0) {
       return absl::InvalidArgumentError(fmt::format(
           "{}: library_id \"{}\" is already loaded from \"{}\"; one library_id, one library_path",
           yaml_path, library_id, it->second->path()));
@@ -78,6 +78,11 @@ absl::StatusOr<GoLibrarySharedPtr> GoLibraryRegistry::get(const std::string& lib
   }
   by_id_[library_id] = *lib;
   return *lib;
+}
+
+void GoLibraryRegistry::adopt(const std::string& library_id, GoLibrarySharedPtr library) {
+  by_id_[library_id] = std::move(library);
+  adopted_.insert(library_id);
 }
 
 }  // namespace corral::golang

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 
@@ -83,6 +84,9 @@ class GoLibraryRegistry {
 public:
   absl::StatusOr<GoLibrarySharedPtr> get(const std::string& library_id, const std::string& path,
                                          const std::string& yaml_path);
+  // Registers a library loaded by other means (the sandbox process loads its one library through
+  // an inherited fd): get() returns it for `library_id` whatever path the config names.
+  void adopt(const std::string& library_id, GoLibrarySharedPtr library);
   template <class F>
   void forEach(F&& f) const {
     for (const auto& [id, library] : by_id_) {
@@ -92,6 +96,7 @@ public:
 
 private:
   std::map<std::string, GoLibrarySharedPtr> by_id_;
+  std::set<std::string> adopted_;
 };
 
 }  // namespace corral::golang

@@ -168,6 +168,9 @@ private:
   bool entered_go_ = false;  // Go knows this request (it then owns req_'s lifetime)
 };
 
+// The process's Go libraries, by library_id.
+GoLibraryRegistry& libraries();
+
 // Registers envoy.filters.http.golang (type ...golang.v3alpha.Config).
 void registerGolangFilter(http::FilterRegistry& registry);
 

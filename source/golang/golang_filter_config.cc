@@ -7,20 +7,23 @@
 #include "source/common/logger.h"
 #include "source/golang/golang_filter.h"
 #include "source/golang/plugin_config_any.h"
+#include "source/golang/sandboxed_filter.h"
+#include "source/sandbox/sandbox_manager.h"
 
 namespace corral::golang {
-namespace {
-
-constexpr char kName[] = "envoy.filters.http.golang";
-constexpr char kType[] = "type.googleapis.com/envoy.extensions.filters.http.golang.v3alpha.Config";
-constexpr char kPerRouteType[] =
-    "type.googleapis.com/envoy.extensions.filters.http.golang.v3alpha.ConfigsPerRoute";
 
 // Every Go library is process-wide: a Go runtime can be loaded once and never unloaded.
 GoLibraryRegistry& libraries() {
   static GoLibraryRegistry registry;
   return registry;
 }
+
+namespace {
+
+constexpr char kName[] = "envoy.filters.http.golang";
+constexpr char kType[] = "type.googleapis.com/envoy.extensions.filters.http.golang.v3alpha.Config";
+constexpr char kPerRouteType[] =
+    "type.googleapis.com/envoy.extensions.filters.http.golang.v3alpha.ConfigsPerRoute";
 
 absl::Status fieldError(const std::string& path, std::string_view what) {
   return absl::InvalidArgumentError(fmt::format("{}: {}", path, what));
@@ -143,6 +146,26 @@ absl::StatusOr<http::FilterFactoryPtr> createFactory(const config::HttpFilter& f
   auto any_bytes = serializeAnyFromYaml(node["plugin_config"], path + ".plugin_config");
   if (!any_bytes.ok()) {
     return any_bytes.status();
+  }
+  config::Bootstrap::GolangLibrary isolation;
+  if (auto it = context.bootstrap.golang_libraries.find(*library_id);
+      it != context.bootstrap.golang_libraries.end()) {
+    isolation = it->second;
+  }
+  if (isolation.isolation == config::Bootstrap::GolangLibrary::Isolation::Sandbox) {
+    // The library is never loaded here: its processes load it and parse the plugin configs
+    // (per-route ones too); their config errors come back when the server starts them.
+    auto* manager = sandbox::SandboxManager::current();
+    if (manager == nullptr) {
+      return fieldError(path + ".library_id",
+                        "sandbox isolation needs the server's sandbox manager");
+    }
+    auto sandboxed =
+        manager->library(*library_id, *library_path, isolation, *plugin_name, path);
+    if (!sandboxed.ok()) {
+      return sandboxed.status();
+    }
+    return makeSandboxedFilterFactory(*sandboxed, path, *plugin_name);
   }
   auto library = libraries().get(*library_id, *library_path, path + ".library_path");
   if (!library.ok()) {

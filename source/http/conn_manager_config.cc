@@ -60,4 +60,12 @@ absl::StatusOr<std::shared_ptr<const ConnectionManagerConfig>> ConnectionManager
   return cfg;
 }
 
+std::shared_ptr<const ConnectionManagerConfig> ConnectionManagerConfig::createWithFilters(
+    const config::HttpConnectionManager& hcm, stats::Store& store,
+    std::vector<FilterFactoryPtr> filters) {
+  std::shared_ptr<ConnectionManagerConfig> cfg(new ConnectionManagerConfig(hcm, store));
+  cfg->filters_ = std::move(filters);
+  return cfg;
+}
+
 }  // namespace corral::http

@@ -40,6 +40,11 @@ public:
       const config::HttpConnectionManager& hcm, const std::string& yaml_path,
       const config::Bootstrap& bootstrap, const FilterRegistry& registry, stats::Store& store,
       uint32_t concurrency);
+  // A chain the caller built (the sandbox process: one Golang filter and its sink), with this
+  // connection manager's routes and no access logs. `hcm` must outlive the config.
+  static std::shared_ptr<const ConnectionManagerConfig> createWithFilters(
+      const config::HttpConnectionManager& hcm, stats::Store& store,
+      std::vector<FilterFactoryPtr> filters);
 
   const config::HttpConnectionManager& hcm() const { return hcm_; }
   const RouteTable& routes() const { return routes_; }

@@ -35,7 +35,10 @@ public:
   FilterTrailersStatus onTrailers(HeaderMap& t) override { return filter_.decodeTrailers(t); }
 
   std::optional<Route> route() override { return stream_.route(); }
-  void clearRouteCache() override { stream_.cached_route_.reset(); }
+  void clearRouteCache() override {
+    stream_.cached_route_.reset();
+    ++stream_.info_.route_cache_clears;
+  }
   void resetStream(std::string_view details) override { stream_.resetStream(details); }
   void continueDecoding() override { stream_.continueIteration(stream_.decode_, index_); }
   Buffer* decodingBuffer() override { return buffered.empty() ? nullptr : &buffered; }
@@ -84,7 +87,10 @@ public:
   FilterTrailersStatus onTrailers(HeaderMap& t) override { return filter_.encodeTrailers(t); }
 
   std::optional<Route> route() override { return stream_.route(); }
-  void clearRouteCache() override { stream_.cached_route_.reset(); }
+  void clearRouteCache() override {
+    stream_.cached_route_.reset();
+    ++stream_.info_.route_cache_clears;
+  }
   void resetStream(std::string_view details) override { stream_.resetStream(details); }
   void continueEncoding() override { stream_.continueIteration(stream_.encode_, index_); }
   Buffer* encodingBuffer() override { return buffered.empty() ? nullptr : &buffered; }
@@ -254,13 +260,17 @@ void ActiveStream::decodeHeaders(HeaderMapPtr headers, bool end_stream) {
   iterateHeaders(decode_, 0, end_stream);
 }
 
-void ActiveStream::decodeData(std::string_view data) {
+void ActiveStream::decodeData(std::string_view data, bool end_stream) {
   info_.bytes_received += data.size();
+  if (end_stream) {
+    decode_.complete = true;
+    request_timer_.reset();
+  }
   if (decode_.aborted) {
     return;
   }
   Buffer buffer(data);
-  iterateData(decode_, 0, buffer, false);
+  iterateData(decode_, 0, buffer, end_stream);
 }
 
 void ActiveStream::decodeTrailers(HeaderMapPtr trailers) {
@@ -450,6 +460,9 @@ void ActiveStream::injectData(Direction& d, size_t k, Buffer& data, bool end_str
   }
   // The filter owns the end of the body now: it is passing it on itself.
   d.slots[k]->end_held = false;
+  if (data.empty() && !end_stream) {
+    return;  // nothing to pass: only the held headers had to go on
+  }
   iterateData(d, k + 1, data, end_stream);
 }
 

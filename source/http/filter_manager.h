@@ -53,7 +53,8 @@ public:
 
   // From the codec.
   void decodeHeaders(HeaderMapPtr headers, bool end_stream);
-  void decodeData(std::string_view data);
+  // `end_stream`: this chunk ends the request (instead of a separate decodeComplete()).
+  void decodeData(std::string_view data, bool end_stream = false);
   void decodeTrailers(HeaderMapPtr trailers);
   void decodeComplete();
 

@@ -35,6 +35,8 @@ struct StreamInfo {
   std::optional<std::pair<std::string, bool>> upstream_override_host;
   // A filter asked to close the downstream connection after this response.
   bool drain_connection_upon_completion = false;
+  // Times a filter cleared the route cache (a sandboxed filter's clear is replayed in the proxy).
+  uint32_t route_cache_clears = 0;
 
   void addResponseFlag(const char* flag) {
     if (!response_flags.empty()) {

@@ -1,12 +1,13 @@
 // corral-sandbox: the process the sandbox mode runs a Go plugin library in. Started by the
-// supervisor (launcher.h) with the channel on fds 3-5 and the library on fd 6. So far it loads
-// the library (running the plugin's Go init), says Ready (or LoadFailed with the reason), and
-// answers the control messages of protocol.h; the Golang filter's events come with issue 4.
+// supervisor (launcher.h) with the control channel on fds 3-5, the library on fd 6 and one data
+// channel per proxy worker from fd 7 on (protocol.h). It installs the syscall policy, loads the
+// library (running the plugin's Go init), waits for Setup (the config: the plugin's Parse runs
+// then), says Ready (or LoadFailed with the reason), answers the heartbeat, and serves the
+// Golang filter's streams on the data channels (sandbox_host.h) — all on one event loop.
 //
-// Usage: corral-sandbox --name <library path, for messages> [--log-level LEVEL]
-//                       [--seccomp default|off]
+// Usage: corral-sandbox --name <library path> [--yaml-path <its YAML path>] [--workers N]
+//                       [--log-level LEVEL] [--seccomp default|off]
 
-#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,14 +16,21 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "source/common/logger.h"
 #include "source/golang/go_library.h"
 #include "source/sandbox/channel.h"
+#include "source/event/dispatcher.h"
+#include "source/event/fd_watch.h"
+#include "source/golang/golang_filter.h"
 #include "source/sandbox/protocol.h"
+#include "source/sandbox/sandbox_host.h"
+#include "source/sandbox/wire.h"
 #include "source/sandbox/seccomp_policy.h"
 
 extern char** environ;
@@ -93,12 +101,18 @@ void send(RingWriter& out, MessageType type, const std::string& text) {
 int main(int argc, char** argv) {
   std::string name = "plugin library";
   bool seccomp = true;
+  uint32_t workers = 0;
+  std::string yaml_path;  // of library_path, for messages
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--name") {
       name = argv[i + 1];
     } else if (flag == "--seccomp") {
       seccomp = std::string(argv[i + 1]) != "off";
+    } else if (flag == "--yaml-path") {
+      yaml_path = argv[i + 1];
+    } else if (flag == "--workers") {
+      workers = static_cast<uint32_t>(std::atoi(argv[i + 1]));
     } else if (flag == "--log-level") {
       corral::Logger::setLevel(argv[i + 1]);
     }
@@ -109,7 +123,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "corral-sandbox: %s\n", std::string(channel.status().message()).c_str());
     return 2;
   }
-  RingReader in = (*channel)->sandboxReader(1 << 20);
+  std::vector<std::unique_ptr<Channel>> data;
+  for (uint32_t w = 0; w < workers; ++w) {
+    const int fd = corral::sandbox::kFirstDataChannelFd + 3 * static_cast<int>(w);
+    auto c = Channel::attach(fd, fd + 1, fd + 2);
+    if (!c.ok()) {
+      std::fprintf(stderr, "corral-sandbox: data channel %u: %s\n", w,
+                   std::string(c.status().message()).c_str());
+      return 2;
+    }
+    data.push_back(std::move(*c));
+  }
+  RingReader in = (*channel)->sandboxReader(4 << 20);
   RingWriter out = (*channel)->sandboxWriter();
   // The syscall policy goes on before any plugin code runs (its Go init runs inside dlopen).
   if (seccomp) {
@@ -120,42 +145,89 @@ int main(int argc, char** argv) {
     }
   }
   // The supervisor opened the library; we load it through our fd (we may not reach its path).
-  auto library = corral::golang::GoLibrary::load(
-      fmt::format("/proc/self/fd/{}", corral::sandbox::kLibraryFd), name);
+  const std::string fd_path = fmt::format("/proc/self/fd/{}", corral::sandbox::kLibraryFd);
+  auto library = corral::golang::GoLibrary::load(fd_path, yaml_path.empty() ? name : yaml_path);
   if (!library.ok()) {
-    send(out, MessageType::LoadFailed, std::string(library.status().message()));
+    // Said of the library as the config names it, not of our fd.
+    std::string message(library.status().message());
+    for (size_t at; (at = message.find(fd_path)) != std::string::npos;) {
+      message.replace(at, fd_path.size(), name);
+    }
+    send(out, MessageType::LoadFailed, message);
     return 2;
   }
-  send(out, MessageType::Ready, "");
-  for (;;) {
-    Message m;
-    const auto res = in.read(&m);
-    if (res == RingReader::Result::Corrupt) {
-      return 3;  // the proxy would never do this: stop
-    }
-    if (res == RingReader::Result::Empty) {
-      if (!in.prepareToWait()) {
-        pollfd p{in.wakeFd(), POLLIN, 0};
-        ::poll(&p, 1, 1000);
-      }
+  corral::event::Dispatcher loop;
+  std::unique_ptr<corral::sandbox::SandboxHost> host;
+  int exit_code = 0;
+  auto onControl = [&] {
+    do {
       in.doneWaiting();
-      continue;
-    }
-    switch (static_cast<MessageType>(m.type)) {
-    case MessageType::Shutdown:
-      return 0;
-    case MessageType::Ping: {
-      int env = 0;
-      for (char** e = environ; *e != nullptr; ++e) {
-        ++env;
+      Message m;
+      RingReader::Result res;
+      while ((res = in.read(&m)) == RingReader::Result::Message) {
+        switch (static_cast<MessageType>(m.type)) {
+        case MessageType::Shutdown:
+          loop.exit();
+          return;
+        case MessageType::Setup: {
+          corral::sandbox::WireReader r(m.payload);
+          const std::string library_id(r.bytes());
+          const uint32_t concurrency = r.u32();
+          const std::string yaml(r.bytes());
+          if (!r.done() || host != nullptr) {
+            exit_code = 3;
+            loop.exit();
+            return;
+          }
+          corral::golang::libraries().adopt(library_id, *library);
+          auto created = corral::sandbox::SandboxHost::create(
+              loop, library_id, concurrency, yaml,
+              [&out](std::string stats) { send(out, MessageType::StatsUpdate, stats); });
+          if (!created.ok()) {
+            send(out, MessageType::LoadFailed, std::string(created.status().message()));
+            exit_code = 2;
+            loop.exit();
+            return;
+          }
+          host = std::move(*created);
+          for (auto& c : data) {
+            host->serve(std::move(c));
+          }
+          send(out, MessageType::Ready, "");
+          break;
+        }
+        case MessageType::Ping: {
+          int env = 0;
+          for (char** e = environ; *e != nullptr; ++e) {
+            ++env;
+          }
+          send(out, MessageType::Pong,
+               fmt::format("pid={} uid={} env={} seccomp={} fds={}", ::getpid(), ::getuid(), env,
+                           seccompMode(), openFds()));
+          break;
+        }
+        default:
+          res = RingReader::Result::Corrupt;  // unknown message: the versions disagree
+          break;
+        }
+        if (res == RingReader::Result::Corrupt) {
+          break;
+        }
       }
-      send(out, MessageType::Pong,
-           fmt::format("pid={} uid={} env={} seccomp={} fds={}", ::getpid(), ::getuid(), env,
-                       seccompMode(), openFds()));
-      break;
-    }
-    default:
-      return 3;  // unknown message: the versions disagree
-    }
+      if (res == RingReader::Result::Corrupt) {
+        exit_code = 3;  // the proxy would never do this: stop
+        loop.exit();
+        return;
+      }
+    } while (in.prepareToWait());
+  };
+  in.prepareToWait(0);
+  corral::event::FdWatch control(loop, in.wakeFd(), true, onControl);
+  onControl();  // Setup may be there already
+  loop.run();
+  if (host != nullptr) {
+    host->stop();
   }
+  loop.clearDeferredDeleteList();
+  return exit_code;
 }

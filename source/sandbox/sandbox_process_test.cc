@@ -116,6 +116,8 @@ TEST_F(SandboxProcessTest, RunsCleanUnprivilegedAndAnswers) {
   ASSERT_TRUE(p.ok()) << p.status();
   RingReader in = channel_->proxyReader(1 << 20);
   RingWriter out = channel_->proxyWriter();
+  ASSERT_EQ(out.write(static_cast<uint32_t>(MessageType::Setup), emptySetup()),
+            RingWriter::Result::Ok);
   Message m;
   ASSERT_TRUE(receive(in, &m));
   ASSERT_EQ(m.type, static_cast<uint32_t>(MessageType::Ready)) << m.payload;
@@ -157,6 +159,9 @@ TEST_F(SandboxProcessTest, KilledProcessIsSeenThroughItsPidfd) {
   auto p = launcher_.spawn(spec());
   ASSERT_TRUE(p.ok()) << p.status();
   RingReader in = channel_->proxyReader(1 << 20);
+  RingWriter out = channel_->proxyWriter();
+  ASSERT_EQ(out.write(static_cast<uint32_t>(MessageType::Setup), emptySetup()),
+            RingWriter::Result::Ok);
   Message m;
   ASSERT_TRUE(receive(in, &m));
   EXPECT_FALSE(launcher_.reap(p->pid));  // still running

@@ -11,39 +11,27 @@
 #include <fmt/format.h>
 
 #include "source/common/logger.h"
+#include "source/event/fd_watch.h"
 #include "source/sandbox/protocol.h"
 
 namespace corral::sandbox {
 namespace {
 
+using event::FdWatch;
+
 constexpr uint32_t kChannelCapacity = 1 << 20;
 constexpr uint32_t kMaxActionPayload = 1 << 20;
 constexpr int kMissedHeartbeatsToKill = 3;
-
-// A libevent watch on an fd with a std::function callback.
-class FdWatch {
-public:
-  FdWatch(event::Dispatcher& d, int fd, bool persist, std::function<void()> cb)
-      : cb_(std::move(cb)) {
-    ev_ = event_new(d.base(), fd, static_cast<short>(EV_READ | (persist ? EV_PERSIST : 0)),
-                    &FdWatch::onEvent, this);
-    event_add(ev_, nullptr);
-  }
-  ~FdWatch() { event_free(ev_); }
-  FdWatch(const FdWatch&) = delete;
-  FdWatch& operator=(const FdWatch&) = delete;
-
-private:
-  static void onEvent(evutil_socket_t, short, void* arg) { static_cast<FdWatch*>(arg)->cb_(); }
-  struct event* ev_;
-  std::function<void()> cb_;
-};
 
 }  // namespace
 
 struct Supervisor::Running {
   pid_t pid = -1;
   std::unique_ptr<Channel> channel;
+  std::vector<std::shared_ptr<Channel>> data;  // one per worker
+  bool killed = false;                         // by us (heartbeat, protocol, kill())
+  std::string kill_reason;                     // ... and why
+  std::string load_failure;                    // what its LoadFailed said
   std::optional<RingReader> reader;
   std::optional<RingWriter> writer;
   std::unique_ptr<OutputCapture> output;
@@ -94,6 +82,9 @@ absl::Status Supervisor::addLibrary(LibraryOptions options) {
     return absl::NotFoundError(fmt::format("{}: {}", options.library_path, std::strerror(errno)));
   }
   lib->options = std::move(options);
+  if (lib->options.label.empty()) {
+    lib->options.label = lib->options.library_id;
+  }
   Library& l = *lib;
   const size_t n = std::max<uint32_t>(l.options.pool.processes, 1);
   l.running.resize(n);
@@ -106,8 +97,12 @@ absl::Status Supervisor::addLibrary(LibraryOptions options) {
     s.path = l.options.sandbox_binary;
     s.args = {"--name",      l.options.library_path,
               "--seccomp",   l.options.seccomp ? "default" : "off",
-              "--log-level", "warning"};
-    s.env = {};
+              "--workers",   std::to_string(l.options.data_channels),
+              "--log-level", std::string(spdlog::level::to_string_view(Logger::get().level()).data())};
+    s.env = l.options.env;
+    if (!l.options.yaml_path.empty()) {
+      s.args.insert(s.args.end(), {"--yaml-path", l.options.yaml_path});
+    }
     s.run_as = l.options.run_as ? l.options.run_as : std::optional<uid_t>(65534);
     s.data_limit_bytes = l.options.data_limit_bytes;
     auto channel = Channel::create(kChannelCapacity);
@@ -121,6 +116,17 @@ absl::Status Supervisor::addLibrary(LibraryOptions options) {
       s.channel_fds[2] = r->channel->toProxyEventfd();
       s.output_fd = out[1];
       s.extra_fds = {l.library_fd};
+      for (uint32_t w = 0; w < l.options.data_channels && !s.path.empty(); ++w) {
+        auto d = Channel::create(kChannelCapacity);
+        if (!d.ok()) {
+          s.path.clear();
+          break;
+        }
+        s.extra_fds.push_back((*d)->memfd());
+        s.extra_fds.push_back((*d)->toSandboxEventfd());
+        s.extra_fds.push_back((*d)->toProxyEventfd());
+        r->data.push_back(std::move(*d));
+      }
     } else {
       s.path.clear();  // spawn fails with a clear error; the pool backs off
     }
@@ -161,6 +167,8 @@ void Supervisor::watch(Library& lib, size_t slot) {
   r->reader.emplace(r->channel->proxyReader(kMaxActionPayload));
   r->writer.emplace(r->channel->proxyWriter());
   r->reader->prepareToWait(0);  // always wake us: the loop watches the eventfd
+  r->writer->write(static_cast<uint32_t>(MessageType::Setup),
+                   lib.options.setup.empty() ? emptySetup() : lib.options.setup);
   const pid_t pid = r->pid;
   r->exit_watch = std::make_unique<FdWatch>(dispatcher_, s.process.pidfd, false,
                                             [this, &lib, pid] { onExit(lib, pid); });
@@ -177,7 +185,7 @@ void Supervisor::onOutput(Library& lib, size_t slot) {
     return;
   }
   for (const auto& line : r->output->drain()) {
-    CORRAL_LOG(warn, "[sandbox {} pid {}] {}", lib.options.library_id, r->pid, line);
+    CORRAL_LOG(warn, "[sandbox {} pid {}] {}", lib.options.label, r->pid, line);
   }
 }
 
@@ -193,15 +201,31 @@ void Supervisor::onChannel(Library& lib, size_t slot) {
     while ((res = r->reader->read(&m)) == RingReader::Result::Message) {
       switch (static_cast<MessageType>(m.type)) {
       case MessageType::Ready:
+        if (r->ready) {
+          res = RingReader::Result::Corrupt;  // twice
+          break;
+        }
         r->ready = true;
         r->missed_heartbeats = 0;
+        if (lib.options.on_ready) {
+          lib.options.on_ready(slot, r->pid, r->data);
+        }
         break;
       case MessageType::Pong:
         r->missed_heartbeats = 0;
         break;
+      case MessageType::StatsUpdate:
+        if (!lib.options.on_stats || !lib.options.on_stats(r->pid, m.payload)) {
+          res = RingReader::Result::Corrupt;
+        }
+        break;
       case MessageType::LoadFailed:
+        r->load_failure = m.payload;
         lib.last_failure[slot] = "load failed: " + m.payload;
-        CORRAL_LOG(err, "[sandbox {}] {}", lib.options.library_id, lib.last_failure[slot]);
+        CORRAL_LOG(err, "[sandbox {}] {}", lib.options.label, lib.last_failure[slot]);
+        if (lib.options.on_load_failed) {
+          lib.options.on_load_failed(m.payload);
+        }
         break;
       default:
         res = RingReader::Result::Corrupt;  // a message it must not send
@@ -213,9 +237,10 @@ void Supervisor::onChannel(Library& lib, size_t slot) {
     }
     if (res == RingReader::Result::Corrupt) {
       // Garbage from a sandbox costs that process, never the proxy.
-      lib.last_failure[slot] = "protocol violation on the channel";
-      CORRAL_LOG(err, "[sandbox {}] pid {}: protocol violation: killed", lib.options.library_id,
+      lib.last_failure[slot] = r->kill_reason = "protocol violation on the channel";
+      CORRAL_LOG(err, "[sandbox {}] pid {}: protocol violation: killed", lib.options.label,
                  r->pid);
+      r->killed = true;
       launcher_.kill(r->pid, SIGKILL);
       return;
     }
@@ -230,6 +255,9 @@ void Supervisor::onExit(Library& lib, pid_t pid) {
     }
     onOutput(lib, slot);  // whatever it printed last (a Go traceback), before we let go
     const std::string crash_line = r->output->failureLine();
+    const bool killed = r->killed;
+    const std::string kill_reason = r->kill_reason;
+    const std::string load_failure = r->load_failure;
     lib.running[slot].reset();  // the watches go before the pool closes the pidfd
     if (!lib.pool->onExit(pid, Clock::now())) {
       return;
@@ -239,12 +267,18 @@ void Supervisor::onExit(Library& lib, pid_t pid) {
                                      : fmt::format("exited with {}", exit->code);
     if (!crash_line.empty()) {
       lib.last_failure[slot] = crash_line + " (" + how + ")";
-    } else if (lib.last_failure[slot].rfind("load failed", 0) != 0 &&
-               lib.last_failure[slot].rfind("heartbeat", 0) != 0) {
+    } else if (!kill_reason.empty()) {
+      lib.last_failure[slot] = kill_reason + " (" + how + ")";
+    } else if (!load_failure.empty()) {
+      lib.last_failure[slot] = "load failed: " + load_failure;
+    } else {
       lib.last_failure[slot] = how;
     }
-    CORRAL_LOG(err, "[sandbox {}] pid {} {}: {}", lib.options.library_id, pid, how,
+    CORRAL_LOG(err, "[sandbox {}] pid {} {}: {}", lib.options.label, pid, how,
                lib.last_failure[slot]);
+    if (lib.options.on_exit) {
+      lib.options.on_exit(slot, pid, lib.last_failure[slot], killed);
+    }
     armPoolTimer(lib);
     return;
   }
@@ -257,10 +291,11 @@ void Supervisor::onHeartbeat(Library& lib) {
       continue;
     }
     if (r->missed_heartbeats >= kMissedHeartbeatsToKill) {
-      lib.last_failure[slot] =
+      lib.last_failure[slot] = r->kill_reason =
           fmt::format("heartbeat: no answer for {} intervals", r->missed_heartbeats);
-      CORRAL_LOG(err, "[sandbox {}] pid {}: {}: killed", lib.options.library_id, r->pid,
+      CORRAL_LOG(err, "[sandbox {}] pid {}: {}: killed", lib.options.label, r->pid,
                  lib.last_failure[slot]);
+      r->killed = true;
       launcher_.kill(r->pid, SIGKILL);
       continue;
     }
@@ -302,9 +337,35 @@ std::vector<ProcessView> Supervisor::processes(const std::string& library_id) co
   return out;
 }
 
+void Supervisor::kill(const std::string& library_id, pid_t pid, const std::string& reason) {
+  auto it = libraries_.find(library_id);
+  if (it == libraries_.end()) {
+    return;
+  }
+  Library& lib = *it->second;
+  for (size_t slot = 0; slot < lib.running.size(); ++slot) {
+    Running* r = lib.running[slot].get();
+    if (r != nullptr && r->pid == pid) {
+      lib.last_failure[slot] = r->kill_reason = reason;
+      CORRAL_LOG(err, "[sandbox {}] pid {}: {}: killed", lib.options.label, pid, reason);
+      r->killed = true;
+      launcher_.kill(pid, SIGKILL);
+      return;
+    }
+  }
+}
+
 const PoolCounters* Supervisor::counters(const std::string& library_id) const {
   auto it = libraries_.find(library_id);
   return it == libraries_.end() ? nullptr : &it->second->pool->counters();
+}
+
+void Supervisor::poll() {
+  for (auto& [id, lib] : libraries_) {
+    for (size_t slot = 0; slot < lib->running.size(); ++slot) {
+      onChannel(*lib, slot);
+    }
+  }
 }
 
 void Supervisor::stop() {

@@ -10,6 +10,7 @@
 // Thread-safety: the loop's thread only.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -33,6 +34,20 @@ struct LibraryOptions {
   bool seccomp = true;
   std::optional<uid_t> run_as;  // default: 65534 when running as root (launcher.h)
   std::optional<uint64_t> data_limit_bytes;
+  std::vector<std::string> env;  // "K=V": the process's whole environment
+  uint32_t data_channels = 0;    // one per proxy worker (fds 7.., protocol.h)
+  std::string setup;             // the Setup payload, the first message on the control channel
+  std::string label;             // how logs name the library (default: library_id)
+  std::string yaml_path;         // of library_path, for the process's error messages
+  // A process said Ready: its data channels may carry streams now.
+  std::function<void(size_t slot, pid_t pid, std::vector<std::shared_ptr<Channel>> data)>
+      on_ready;
+  // A process is gone. `reason`: its crash line or how it ended; `killed`: we killed it.
+  std::function<void(size_t slot, pid_t pid, const std::string& reason, bool killed)> on_exit;
+  // A StatsUpdate from a process; false if it is malformed (the process is killed).
+  std::function<bool(pid_t pid, std::string_view payload)> on_stats;
+  // A process could not load the library or its config (the message names the YAML path).
+  std::function<void(const std::string& message)> on_load_failed;
 };
 
 // What the admin endpoint will show, per process.
@@ -52,7 +67,11 @@ public:
   // pool. Errors name the library.
   absl::Status addLibrary(LibraryOptions options);
   std::vector<ProcessView> processes(const std::string& library_id) const;
+  // SIGKILLs a process of the library (it is then replaced); `reason` becomes its last failure.
+  void kill(const std::string& library_id, pid_t pid, const std::string& reason);
   const PoolCounters* counters(const std::string& library_id) const;
+  // Reads what the processes have sent so far (before /stats is rendered).
+  void poll();
   // Kills and reaps every process.
   void stop();
 

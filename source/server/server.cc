@@ -17,6 +17,7 @@
 #include "source/config/bootstrap_loader.h"
 #include "source/golang/golang_filter.h"
 #include "source/router/router.h"
+#include "source/sandbox/sandbox_manager.h"
 
 #ifndef CORRAL_VERSION
 #define CORRAL_VERSION "0.1.0"
@@ -63,6 +64,21 @@ nlohmann::json yamlToJson(const YAML::Node& node) {
 }
 }  // namespace
 
+namespace {
+
+// corral-sandbox is built beside corral.
+std::string defaultSandboxBinary() {
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) {
+    return "corral-sandbox";
+  }
+  std::string path(self, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/') + 1) + "corral-sandbox";
+}
+
+}  // namespace
+
 Server::Server(Options options) : options_(std::move(options)) {
   router::registerRouter(registry_);
   golang::registerGolangFilter(registry_);
@@ -72,6 +88,9 @@ Server::Server(Options options) : options_(std::move(options)) {
 Server::~Server() {
   for (auto& w : workers_) {
     w->stop();
+  }
+  if (sandboxes_) {
+    sandboxes_->stop();  // the links watch worker loops: before the workers go
   }
   workers_.clear();
   // No stream is left: drop the filter configs, then let each Go runtime collect what it still
@@ -111,6 +130,11 @@ absl::Status Server::load() {
     return cm.status();
   }
   cluster_manager_ = std::move(*cm);
+  // Sandboxed Go plugin libraries: the Golang filter's factory registers them here.
+  sandboxes_ = std::make_unique<sandbox::SandboxManager>(
+      main_, stats_, options_.sandbox_binary.empty() ? defaultSandboxBinary() : options_.sandbox_binary,
+      YAML::Dump(bootstrap_.raw), options_.concurrency);
+  sandbox::SandboxManager::setCurrent(sandboxes_.get());
   std::vector<std::string> errors;
   for (size_t i = 0; i < bootstrap_.listeners.size(); ++i) {
     const std::string path =
@@ -129,6 +153,10 @@ absl::Status Server::load() {
       all += all.empty() ? e : "\n" + e;
     }
     return absl::InvalidArgumentError(all);
+  }
+  // Their processes parse the plugin configs: a refusal there is a config error here too.
+  if (auto s = sandboxes_->start(std::chrono::seconds(10)); !s.ok()) {
+    return s;
   }
   stats_.gauge("server.concurrency").inc(options_.concurrency);
   return absl::OkStatus();
@@ -320,6 +348,9 @@ admin::AdminResponse Server::handle(std::string_view method, std::string_view pa
     return {ready ? 200u : 503u, "text/plain; charset=UTF-8",
             shutting_down_ || health_check_failed_ ? "DRAINING\n" : "LIVE\n"};
   }
+  if (sandboxes_ && (path == "/stats" || path == "/stats/prometheus")) {
+    sandboxes_->poll();  // the sandboxed plugins' stats sent so far
+  }
   if (path == "/stats") {
     if (query.find("format=prometheus") != std::string_view::npos) {
       return {200, "text/plain; version=0.0.4", stats_.renderPrometheus()};
@@ -341,6 +372,10 @@ admin::AdminResponse Server::handle(std::string_view method, std::string_view pa
   }
   if (path == "/server_info") {
     return {200, "application/json", serverInfoJson()};
+  }
+  if (path == "/golang/sandboxes") {
+    return {200, "application/json",
+            sandboxes_ ? sandboxes_->json() : std::string("{\n  \"libraries\": []\n}")};
   }
   if (path == "/listeners") {
     const bool json = query.find("format=json") != std::string_view::npos;

@@ -15,6 +15,7 @@
 #include "source/event/dispatcher.h"
 #include "source/http/conn_manager_config.h"
 #include "source/http/filter_registry.h"
+#include "source/sandbox/sandbox_manager.h"
 #include "source/server/worker.h"
 #include "source/upstream/cluster_manager.h"
 
@@ -28,6 +29,7 @@ struct Options {
   std::string log_level = "info";
   std::chrono::seconds drain_time{10};
   std::string admin_address_path;
+  std::string sandbox_binary;  // default: corral-sandbox beside this executable
 };
 
 class Server : public admin::AdminHandler {
@@ -67,6 +69,8 @@ private:
   std::vector<BoundListener> listeners_;
   std::vector<std::unique_ptr<Worker>> workers_;
   event::Dispatcher main_;
+  // After main_ (its supervisor watches main_'s loop, so it goes first).
+  std::unique_ptr<sandbox::SandboxManager> sandboxes_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::vector<struct event*> signal_events_;
   event::TimerPtr drain_timer_;

@@ -173,6 +173,16 @@ def start_corral():
         assert "AddressSanitizer" not in c.stderr() and "runtime error" not in c.stderr(), c.stderr()
 
 
+def wait_until(predicate, timeout=5.0, interval=0.02):
+    """Polls `predicate` until it is true (returns True) or `timeout` passes (returns False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
 def raw_exchange(port, data, timeout=5.0):
     """Sends raw bytes, returns everything read until the peer closes (or timeout)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)

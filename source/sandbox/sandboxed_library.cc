@@ -1,0 +1,329 @@
+#include "source/sandbox/sandboxed_library.h"
+
+#include <fmt/format.h>
+
+#include "source/common/logger.h"
+
+namespace corral::sandbox {
+namespace {
+
+constexpr uint32_t kMaxActionPayload = 1 << 20;
+
+}  // namespace
+
+SandboxCounters::SandboxCounters(stats::Store& store, const std::string& id)
+    : crash(store.counter("sandbox." + id + ".crash")),
+      timeout(store.counter("sandbox." + id + ".timeout")),
+      oom(store.counter("sandbox." + id + ".oom")),
+      killed(store.counter("sandbox." + id + ".killed")),
+      restarts(store.counter("sandbox." + id + ".restarts")),
+      fail_open(store.counter("sandbox." + id + ".fail_open")),
+      fail_closed(store.counter("sandbox." + id + ".fail_closed")) {}
+
+// ---- WorkerLink ----
+
+WorkerLink::WorkerLink(SandboxedLibrary& library, event::Dispatcher& dispatcher, pid_t pid,
+                       size_t slot, std::shared_ptr<Channel> channel,
+                       std::shared_ptr<std::atomic<uint32_t>> in_flight)
+    : library_(library),
+      dispatcher_(dispatcher),
+      pid_(pid),
+      slot_(slot),
+      channel_(std::move(channel)),
+      in_flight_(std::move(in_flight)),
+      in_(channel_->proxyReader(kMaxActionPayload)),
+      out_(channel_->proxyWriter()) {
+  in_.prepareToWait(0);  // the loop watches the eventfd: always wake us
+  watch_ = std::make_unique<event::FdWatch>(dispatcher_, in_.wakeFd(), true,
+                                            [this] { onReadable(); });
+  retry_ = dispatcher_.createTimer([this] { flush(); });
+}
+
+WorkerLink::~WorkerLink() {
+  in_flight_->fetch_sub(static_cast<uint32_t>(endpoints_.size()));
+}
+
+uint64_t WorkerLink::attach(StreamEndpoint& endpoint) {
+  const uint64_t id = next_id_++;
+  endpoints_[id] = &endpoint;
+  in_flight_->fetch_add(1);
+  return id;
+}
+
+void WorkerLink::detach(uint64_t id) {
+  if (endpoints_.erase(id) != 0) {
+    in_flight_->fetch_sub(1);
+  }
+}
+
+void WorkerLink::send(MessageType type, std::string payload) {
+  if (dead_) {
+    return;
+  }
+  if (queued_.empty()) {
+    const auto r = out_.write(static_cast<uint32_t>(type), payload);
+    if (r == RingWriter::Result::Ok) {
+      return;
+    }
+    if (r != RingWriter::Result::Full) {
+      // The process scribbled over the ring's positions.
+      library_.killProcess(pid_, "protocol violation on a data channel");
+      fail("protocol violation");
+      return;
+    }
+  }
+  queued_bytes_ += payload.size();
+  queued_.emplace_back(static_cast<uint32_t>(type), std::move(payload));
+  retry_->enable(std::chrono::milliseconds(1));
+}
+
+void WorkerLink::flush() {
+  while (!dead_ && !queued_.empty()) {
+    const auto r = out_.write(queued_.front().first, queued_.front().second);
+    if (r == RingWriter::Result::Full) {
+      retry_->enable(std::chrono::milliseconds(1));
+      return;
+    }
+    if (r != RingWriter::Result::Ok) {
+      library_.killProcess(pid_, "protocol violation on a data channel");
+      fail("protocol violation");
+      return;
+    }
+    queued_bytes_ -= queued_.front().second.size();
+    queued_.pop_front();
+  }
+  if (!dead_ && queued_.empty() && !drain_waiters_.empty()) {
+    auto waiters = std::move(drain_waiters_);
+    drain_waiters_.clear();
+    for (uint64_t id : waiters) {
+      if (auto it = endpoints_.find(id); it != endpoints_.end()) {
+        it->second->onLinkDrained();
+      }
+    }
+  }
+}
+
+void WorkerLink::onReadable() {
+  do {
+    in_.doneWaiting();
+    Message m;
+    RingReader::Result r;
+    while (!dead_ && (r = in_.read(&m)) == RingReader::Result::Message) {
+      WireReader reader(m.payload);
+      const uint64_t id = reader.u64();
+      const auto type = static_cast<MessageType>(m.type);
+      const bool action = m.type >= static_cast<uint32_t>(MessageType::PassHeaders) &&
+                          m.type <= static_cast<uint32_t>(MessageType::Idle);
+      if (!reader.ok() || !action || id == 0 || id >= next_id_) {
+        r = RingReader::Result::Corrupt;
+        break;
+      }
+      auto it = endpoints_.find(id);
+      if (it == endpoints_.end()) {
+        continue;  // a stream that ended here while its action was on the way
+      }
+      if (!it->second->onAction(type, reader)) {
+        r = RingReader::Result::Corrupt;
+        break;
+      }
+    }
+    if (dead_) {
+      return;
+    }
+    if (r == RingReader::Result::Corrupt) {
+      CORRAL_LOG(err, "[sandbox {}] pid {}: malformed action on a data channel", library_.id(),
+                 pid_);
+      library_.killProcess(pid_, "protocol violation on a data channel");
+      fail("protocol violation");
+      return;
+    }
+  } while (in_.prepareToWait(0));
+}
+
+void WorkerLink::fail(const std::string& reason) {
+  if (dead_) {
+    return;
+  }
+  dead_ = true;
+  watch_.reset();
+  retry_->disable();
+  queued_.clear();
+  queued_bytes_ = 0;
+  drain_waiters_.clear();
+  auto endpoints = std::move(endpoints_);
+  endpoints_.clear();
+  in_flight_->fetch_sub(static_cast<uint32_t>(endpoints.size()));
+  for (auto& [id, e] : endpoints) {
+    e->onSandboxLost(reason);
+  }
+}
+
+// ---- SandboxedLibrary ----
+
+SandboxedLibrary::SandboxedLibrary(std::string library_id, std::string library_path,
+                                   Options options, uint32_t workers, event::Dispatcher& main,
+                                   stats::Store& stats)
+    : id_(std::move(library_id)),
+      path_(std::move(library_path)),
+      options_(std::move(options)),
+      main_(main),
+      counters_(stats, id_),
+      stats_mirror_(stats) {
+  for (uint32_t i = 0; i < std::max<uint32_t>(workers, 1); ++i) {
+    workers_.push_back(std::make_unique<Worker>());
+  }
+}
+
+WorkerLink* SandboxedLibrary::pick(event::Dispatcher& dispatcher) {
+  const size_t slot = stats::threadSlot();
+  const size_t index = slot == 0 || slot - 1 >= workers_.size() ? 0 : slot - 1;
+  Worker& w = *workers_[index];
+  if (w.dispatcher.load(std::memory_order_acquire) == nullptr) {
+    w.dispatcher.store(&dispatcher, std::memory_order_release);
+  }
+  if (w.posted.load(std::memory_order_acquire) != w.seen) {
+    sync(w);
+  }
+  // The first `processes` live links take streams; the rest are warm spares.
+  size_t active = 0;
+  for (const auto& l : w.links) {
+    if (!l->dead()) {
+      ++active;
+    }
+  }
+  active = std::min<size_t>(active, options_.processes);
+  if (active == 0) {
+    return nullptr;
+  }
+  const size_t want = w.next++ % active;
+  size_t k = 0;
+  for (const auto& l : w.links) {
+    if (!l->dead() && k++ == want) {
+      return l.get();
+    }
+  }
+  return nullptr;
+}
+
+void SandboxedLibrary::sync(Worker& w) {
+  std::vector<Update> updates;
+  {
+    std::lock_guard<std::mutex> lock(w.mu);
+    updates.swap(w.inbox);
+    w.seen = w.posted.load(std::memory_order_acquire);
+  }
+  event::Dispatcher* d = w.dispatcher.load(std::memory_order_acquire);
+  for (auto& u : updates) {
+    if (u.add) {
+      auto link = std::make_unique<WorkerLink>(*this, *d, u.pid, u.slot, std::move(u.channel),
+                                               std::move(u.in_flight));
+      auto at = w.links.begin();
+      while (at != w.links.end() && (*at)->slot() < u.slot) {
+        ++at;
+      }
+      w.links.insert(at, std::move(link));
+      continue;
+    }
+    for (auto it = w.links.begin(); it != w.links.end(); ++it) {
+      if ((*it)->pid() == u.pid) {
+        (*it)->fail(u.reason);
+        w.links.erase(it);
+        break;
+      }
+    }
+  }
+}
+
+void SandboxedLibrary::push(Update u) {
+  for (auto& wp : workers_) {
+    Worker& w = *wp;
+    {
+      std::lock_guard<std::mutex> lock(w.mu);
+      w.inbox.push_back(u);
+      w.posted.fetch_add(1, std::memory_order_acq_rel);
+    }
+    // A worker that has streams knows its loop: tell it now (a death must fail its streams at
+    // once). One that never had a stream picks the news up at its first.
+    if (event::Dispatcher* d = w.dispatcher.load(std::memory_order_acquire)) {
+      d->post([this, &w] {
+        if (w.posted.load(std::memory_order_acquire) != w.seen) {
+          sync(w);
+        }
+      });
+    }
+  }
+}
+
+void SandboxedLibrary::onReady(size_t slot, pid_t pid, std::vector<std::shared_ptr<Channel>> data) {
+  if (data.size() != workers_.size()) {
+    return;
+  }
+  if (slot >= slot_started_.size()) {
+    slot_started_.resize(slot + 1);
+  }
+  if (slot_started_[slot]) {
+    counters_.restarts.inc();
+  }
+  slot_started_[slot] = true;
+  auto in_flight = std::make_shared<std::atomic<uint32_t>>(0);
+  live_[pid] = Live{pid, slot, std::chrono::steady_clock::now(), in_flight};
+  ready_count_.fetch_add(1);
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    Update u{true, pid, slot, data[i], in_flight, {}};
+    Worker& w = *workers_[i];
+    {
+      std::lock_guard<std::mutex> lock(w.mu);
+      w.inbox.push_back(std::move(u));
+      w.posted.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+void SandboxedLibrary::onExit(size_t slot, pid_t pid, const std::string& reason, bool killed) {
+  stats_mirror_.forget(pid);
+  const bool was_ready = live_.erase(pid) != 0;
+  if (was_ready) {
+    ready_count_.fetch_sub(1);
+  }
+  std::string kind = "crash";
+  if (killed) {
+    kind = "killed";
+    counters_.killed.inc();
+  } else if (reason.find("out of memory") != std::string::npos ||
+             reason.find("cannot allocate memory") != std::string::npos) {
+    kind = "oom";
+    counters_.oom.inc();
+  } else {
+    counters_.crash.inc();
+  }
+  last_failures_[slot] = Failure{kind, reason};
+  push(Update{false, pid, slot, nullptr, nullptr, reason});
+}
+
+void SandboxedLibrary::killProcess(pid_t pid, const std::string& reason) {
+  main_.post([this, pid, reason] {
+    if (supervisor_ != nullptr) {
+      supervisor_->kill(id_, pid, reason);
+    }
+  });
+}
+
+void SandboxedLibrary::dropLinks() {
+  for (auto& w : workers_) {
+    for (auto& l : w->links) {
+      l->fail("shutting down");
+    }
+    w->links.clear();
+    w->dispatcher.store(nullptr);
+  }
+}
+
+std::vector<SandboxedLibrary::ProcessInfo> SandboxedLibrary::liveProcesses() const {
+  std::vector<ProcessInfo> out;
+  for (const auto& [pid, l] : live_) {
+    out.push_back({pid, l.slot, l.started, l.in_flight->load()});
+  }
+  return out;
+}
+
+}  // namespace corral::sandbox
