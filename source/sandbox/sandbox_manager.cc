@@ -106,10 +106,8 @@ absl::Status SandboxManager::start(std::chrono::milliseconds wait) {
     if (kDataLimitWorks) {
       lo.data_limit_bytes = o.memory_limit_bytes;
     } else {
-      CORRAL_LOG(warn,
-                 "[sandbox {}] memory_limit_bytes is not enforced in an AddressSanitizer build "
-                 "(its shadow memory counts against RLIMIT_DATA); GOMEMLIMIT still applies",
-                 id);
+      // ASan's shadow memory counts against RLIMIT_DATA: the process watches its RSS instead.
+      lo.memory_watchdog_bytes = o.memory_limit_bytes;
     }
     bool has_gomemlimit = false;
     for (const auto& [k, v] : o.env) {
@@ -158,7 +156,9 @@ absl::Status SandboxManager::start(std::chrono::milliseconds wait) {
   timer->enable(wait);
   auto settled = [this] {
     for (const auto& [id, e] : entries_) {
-      if (!e.library->anyReady() && e.load_error.empty()) {
+      // Settled: ready, refused its config, or crashing while it starts (a plugin that
+      // panics in Parse: the proxy serves on, the plugin's streams fail as configured).
+      if (!e.library->anyReady() && e.load_error.empty() && e.library->startFailures() == 0) {
         return false;
       }
     }
@@ -173,9 +173,9 @@ absl::Status SandboxManager::start(std::chrono::milliseconds wait) {
     }
     if (!e.library->anyReady()) {
       CORRAL_LOG(err,
-                 "[sandbox {}] no process is ready after {} ms; its streams get their on_failure "
-                 "action until one is",
-                 id, wait.count());
+                 "[sandbox {}] no process is ready ({} died while starting); its streams get "
+                 "their on_failure action until one is",
+                 id, e.library->startFailures());
     }
   }
   return absl::OkStatus();

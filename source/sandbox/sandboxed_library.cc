@@ -284,6 +284,8 @@ void SandboxedLibrary::onExit(size_t slot, pid_t pid, const std::string& reason,
   const bool was_ready = live_.erase(pid) != 0;
   if (was_ready) {
     ready_count_.fetch_sub(1);
+  } else {
+    ++start_failures_;
   }
   std::string kind = "crash";
   if (killed) {

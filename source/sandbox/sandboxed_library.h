@@ -149,6 +149,8 @@ public:
   // The last failure of each slot that had one (main thread).
   const std::map<size_t, Failure>& lastFailures() const { return last_failures_; }
   bool anyReady() const { return ready_count_.load() > 0; }
+  // Processes that died before they were ready (main thread).
+  uint64_t startFailures() const { return start_failures_; }
 
 private:
   struct Update {
@@ -189,6 +191,7 @@ private:
   std::map<pid_t, Live> live_;       // main thread
   std::vector<bool> slot_started_;  // main thread: a later start in a slot is a restart
   std::map<size_t, Failure> last_failures_;  // main thread
+  uint64_t start_failures_ = 0;               // main thread
   std::atomic<uint32_t> ready_count_{0};
 };
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -82,6 +83,33 @@ TEST(SeccompPolicyTest, OrdinaryWorkStillWorks) {
               return 0;
             }),
             0);
+}
+
+// Signals: to itself (Go dies of a fatal signal by raising it), never to another process.
+TEST(SeccompPolicyTest, SignalsReachOnlyTheProcessItself) {
+  const pid_t bystander = ::fork();
+  if (bystander == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  static pid_t target;
+  target = bystander;
+  EXPECT_EQ(inSandbox([]() -> int {
+              if (!deniedEperm(::kill(target, SIGKILL)))
+                return 1;
+              if (!deniedEperm(::kill(-1, SIGKILL)))
+                return 2;
+              if (::kill(::getpid(), 0) != 0)
+                return 3;
+              ::signal(SIGUSR1, SIG_IGN);
+              if (::kill(::getpid(), SIGUSR1) != 0)
+                return 4;
+              return 0;
+            }),
+            0);
+  EXPECT_EQ(::waitpid(bystander, nullptr, WNOHANG), 0);  // still alive
+  ::kill(bystander, SIGKILL);
+  ::waitpid(bystander, nullptr, 0);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ using event::FdWatch;
 constexpr uint32_t kChannelCapacity = 1 << 20;
 constexpr uint32_t kMaxActionPayload = 1 << 20;
 constexpr int kMissedHeartbeatsToKill = 3;
+constexpr uint32_t kMaxLoggedLinesPerSecond = 200;
 
 }  // namespace
 
@@ -39,6 +40,10 @@ struct Supervisor::Running {
   std::unique_ptr<FdWatch> exit_watch, channel_watch, output_watch;
   bool ready = false;
   int missed_heartbeats = 0;
+  // Output logging is rate-limited (a plugin printing in a loop must not flood the log).
+  Clock::time_point log_window;
+  uint32_t logged_in_window = 0;
+  uint64_t dropped = 0;
 
   ~Running() {
     if (output_write_fd >= 0) {
@@ -100,6 +105,10 @@ absl::Status Supervisor::addLibrary(LibraryOptions options) {
               "--workers",   std::to_string(l.options.data_channels),
               "--log-level", std::string(spdlog::level::to_string_view(Logger::get().level()).data())};
     s.env = l.options.env;
+    if (l.options.memory_watchdog_bytes) {
+      s.args.insert(s.args.end(),
+                    {"--memory-watchdog", std::to_string(*l.options.memory_watchdog_bytes)});
+    }
     if (!l.options.yaml_path.empty()) {
       s.args.insert(s.args.end(), {"--yaml-path", l.options.yaml_path});
     }
@@ -184,8 +193,25 @@ void Supervisor::onOutput(Library& lib, size_t slot) {
   if (r == nullptr) {
     return;
   }
+  const auto now = Clock::now();
   for (const auto& line : r->output->drain()) {
-    CORRAL_LOG(warn, "[sandbox {} pid {}] {}", lib.options.label, r->pid, line);
+    if (now - r->log_window >= std::chrono::seconds(1)) {
+      if (r->dropped > 0) {
+        CORRAL_LOG(warn, "[sandbox {} pid {}] {} lines dropped (over {} a second)",
+                   lib.options.label, r->pid, r->dropped, kMaxLoggedLinesPerSecond);
+      }
+      r->log_window = now;
+      r->logged_in_window = 0;
+      r->dropped = 0;
+    }
+    // The crash line is always logged: it is why the process died.
+    if (r->logged_in_window < kMaxLoggedLinesPerSecond || line == r->output->failureLine()) {
+      ++r->logged_in_window;
+      CORRAL_LOG(warn, "[sandbox {} pid {}] {}", lib.options.label, r->pid, line);
+    } else if (r->dropped++ == 0) {
+      CORRAL_LOG(warn, "[sandbox {} pid {}] over {} lines a second: lines dropped until the next",
+                 lib.options.label, r->pid, kMaxLoggedLinesPerSecond);
+    }
   }
 }
 
@@ -254,6 +280,10 @@ void Supervisor::onExit(Library& lib, pid_t pid) {
       continue;
     }
     onOutput(lib, slot);  // whatever it printed last (a Go traceback), before we let go
+    if (r->dropped > 0) {
+      CORRAL_LOG(warn, "[sandbox {} pid {}] {} lines dropped (over {} a second)",
+                 lib.options.label, r->pid, r->dropped, kMaxLoggedLinesPerSecond);
+    }
     const std::string crash_line = r->output->failureLine();
     const bool killed = r->killed;
     const std::string kill_reason = r->kill_reason;

@@ -34,6 +34,9 @@ struct LibraryOptions {
   bool seccomp = true;
   std::optional<uid_t> run_as;  // default: 65534 when running as root (launcher.h)
   std::optional<uint64_t> data_limit_bytes;
+  // Where RLIMIT_DATA cannot work (AddressSanitizer builds): the process watches its own
+  // resident memory and dies with Go's out-of-memory words past this.
+  std::optional<uint64_t> memory_watchdog_bytes;
   std::vector<std::string> env;  // "K=V": the process's whole environment
   uint32_t data_channels = 0;    // one per proxy worker (fds 7.., protocol.h)
   std::string setup;             // the Setup payload, the first message on the control channel

@@ -43,6 +43,7 @@ func init() {
 	register("badstatus", &parser{}, newBadStatus)
 	register("gcstress", &parser{}, newGCStress)
 	register("basic-auth", &parser{}, newBasicAuth)
+	registerCrashers()
 }
 
 func main() {}
