@@ -429,7 +429,7 @@ bool SandboxedFilter::applyInfo(WireReader& r) {
 
 void SandboxedFilter::onSandboxLost(const std::string& reason) {
   link_ = nullptr;  // the link is gone with the process
-  fail(503, "crashed", reason);
+  fail(503, reason == sandbox::kProtocolViolation ? "protocol_violation" : "crashed", reason);
 }
 
 void SandboxedFilter::onTimeout() {
@@ -444,14 +444,13 @@ void SandboxedFilter::detach() {
   if (timer_) {
     timer_->disable();
   }
-  if (link_ != nullptr) {
+  if (sandbox::WorkerLink* link = std::exchange(link_, nullptr)) {
     std::string p;
     WireWriter w(p);
     w.u64(id_);
     sandbox::writeInfo(w, decoder_->streamInfo(), false);
-    link_->send(MessageType::StreamEnd, std::move(p));
-    link_->detach(id_);
-    link_ = nullptr;
+    link->detach(id_);
+    link->send(MessageType::StreamEnd, std::move(p));
   }
   sandbox_read_disable_ = backlog_read_disable_ = sandbox_pause_ = backlog_pause_ = false;
   applyFlow();

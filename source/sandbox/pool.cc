@@ -33,6 +33,7 @@ void Pool::startSlot(size_t i, Clock::time_point now) {
   }
   ++counters_.starts;
   slot.process = *spawned;
+  slot.ready = false;
   slot.state = SlotState::Running;
   slot.started = now;
 }
@@ -57,19 +58,31 @@ std::optional<size_t> Pool::onExit(pid_t pid, Clock::time_point now) {
     } else {
       ++counters_.exits;
     }
-    if (now - slot.started >= options_.healthy_after) {
-      slot.consecutive_failures = 0;  // it had been fine for a while: restart at once
+    if (slot.ready || now - slot.started >= options_.healthy_after) {
+      slot.consecutive_failures = 0;  // it had been fine: restart after the base delay
     }
-    scheduleRestart(i, now);
+    scheduleRestart(i, now, !slot.ready);
+    slot.ready = false;
     return i;
   }
   return std::nullopt;
 }
 
-void Pool::scheduleRestart(size_t i, Clock::time_point now) {
+void Pool::markReady(pid_t pid) {
+  for (Slot& slot : slots_) {
+    if (slot.state == SlotState::Running && slot.process.pid == pid) {
+      slot.ready = true;
+      slot.consecutive_failures = 0;
+    }
+  }
+}
+
+void Pool::scheduleRestart(size_t i, Clock::time_point now, bool count_failure) {
   Slot& slot = slots_[i];
   // The breaker counts failures across the pool within the window.
-  recent_failures_.push_back(now);
+  if (count_failure) {
+    recent_failures_.push_back(now);
+  }
   recent_failures_.erase(
       std::remove_if(recent_failures_.begin(), recent_failures_.end(),
                      [&](Clock::time_point t) { return now - t > options_.breaker_window; }),

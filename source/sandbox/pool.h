@@ -55,6 +55,7 @@ public:
     Clock::time_point started;
     Clock::time_point restart_at;
     uint32_t consecutive_failures = 0;
+    bool ready = false;  // the process said it was ready (markReady)
     std::optional<ExitInfo> last_exit;
   };
 
@@ -63,6 +64,10 @@ public:
   // A process of ours has exited (its pidfd is readable): reap it, schedule the restart.
   // Returns the slot it ran in, or nullopt for a pid the pool does not know.
   std::optional<size_t> onExit(pid_t pid, Clock::time_point now);
+  // The process finished starting (loaded its library and config). When a ready process dies
+  // its slot restarts after the base delay and the breaker does not count it: the breaker is
+  // for processes that cannot start; one that dies of a request is replaced at once, each time.
+  void markReady(pid_t pid);
   // Restarts what is due. Call at nextDeadline() (or any time).
   void advance(Clock::time_point now);
   std::optional<Clock::time_point> nextDeadline() const;
@@ -75,7 +80,7 @@ public:
 
 private:
   void startSlot(size_t i, Clock::time_point now);
-  void scheduleRestart(size_t i, Clock::time_point now);
+  void scheduleRestart(size_t i, Clock::time_point now, bool count_failure = true);
 
   Launcher& launcher_;
   std::function<SpawnSpec(size_t)> spec_;

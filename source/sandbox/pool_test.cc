@@ -116,6 +116,29 @@ TEST_F(PoolTest, AHealthyRunResetsTheBackoff) {
   EXPECT_EQ(pool.counters().exits, 2u);
 }
 
+TEST_F(PoolTest, AProcessThatDiesAfterItWasReadyIsReplacedEveryTime) {
+  // A plugin that crashes on a request (not on start): no breaker, no growing backoff.
+  PoolOptions o;
+  o.restart_base = milliseconds(10);
+  o.breaker_failures = 5;
+  o.breaker_window = milliseconds(10000);
+  Pool pool = makePool(o);
+  pool.start(t0_);
+  auto now = t0_;
+  for (int i = 0; i < 50; ++i) {
+    const pid_t pid = pool.slots()[0].process.pid;
+    pool.markReady(pid);
+    launcher_.die(pid, ExitInfo{true, SIGABRT});
+    pool.onExit(pid, now);
+    EXPECT_EQ(*pool.nextDeadline() - now, milliseconds(10)) << i;
+    now += milliseconds(10);
+    pool.advance(now);
+    ASSERT_EQ(pool.slots()[0].state, Pool::SlotState::Running) << i;
+  }
+  EXPECT_EQ(pool.counters().breaker_opened, 0u);
+  EXPECT_EQ(pool.counters().restarts, 50u);
+}
+
 TEST_F(PoolTest, CrashOnStartOpensTheBreakerInsteadOfAForkLoop) {
   PoolOptions o;
   o.restart_base = milliseconds(1);

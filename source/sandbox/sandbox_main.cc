@@ -187,6 +187,10 @@ int main(int argc, char** argv) {
     send(out, MessageType::LoadFailed, message);
     return 2;
   }
+  // A c-shared Go library runs its init on a thread of its own; the first call into Go waits
+  // for it. Make that call now, so a plugin that dies in init never says Ready (a GC on a fresh
+  // heap costs next to nothing).
+  (*library)->exports().clean_up();
   corral::event::Dispatcher loop;
   std::unique_ptr<corral::sandbox::SandboxHost> host;
   int exit_code = 0;

@@ -37,6 +37,7 @@ WorkerLink::WorkerLink(SandboxedLibrary& library, event::Dispatcher& dispatcher,
   watch_ = std::make_unique<event::FdWatch>(dispatcher_, in_.wakeFd(), true,
                                             [this] { onReadable(); });
   retry_ = dispatcher_.createTimer([this] { flush(); });
+  fail_timer_ = dispatcher_.createTimer([this] { fail(kProtocolViolation); });
 }
 
 WorkerLink::~WorkerLink() {
@@ -57,7 +58,7 @@ void WorkerLink::detach(uint64_t id) {
 }
 
 void WorkerLink::send(MessageType type, std::string payload) {
-  if (dead_) {
+  if (dead_ || broken_) {
     return;
   }
   if (queued_.empty()) {
@@ -66,9 +67,7 @@ void WorkerLink::send(MessageType type, std::string payload) {
       return;
     }
     if (r != RingWriter::Result::Full) {
-      // The process scribbled over the ring's positions.
-      library_.killProcess(pid_, "protocol violation on a data channel");
-      fail("protocol violation");
+      breakLink();
       return;
     }
   }
@@ -77,16 +76,23 @@ void WorkerLink::send(MessageType type, std::string payload) {
   retry_->enable(std::chrono::milliseconds(1));
 }
 
+void WorkerLink::breakLink() {
+  // The process scribbled over the ring's positions. The streams are failed from the loop, not
+  // from inside the caller of send() (a stream in the middle of its own callback).
+  broken_ = true;
+  library_.killProcess(pid_, "protocol violation on a data channel");
+  fail_timer_->enable(std::chrono::milliseconds(0));
+}
+
 void WorkerLink::flush() {
-  while (!dead_ && !queued_.empty()) {
+  while (!dead_ && !broken_ && !queued_.empty()) {
     const auto r = out_.write(queued_.front().first, queued_.front().second);
     if (r == RingWriter::Result::Full) {
       retry_->enable(std::chrono::milliseconds(1));
       return;
     }
     if (r != RingWriter::Result::Ok) {
-      library_.killProcess(pid_, "protocol violation on a data channel");
-      fail("protocol violation");
+      breakLink();
       return;
     }
     queued_bytes_ -= queued_.front().second.size();
@@ -134,7 +140,7 @@ void WorkerLink::onReadable() {
       CORRAL_LOG(err, "[sandbox {}] pid {}: malformed action on a data channel", library_.id(),
                  pid_);
       library_.killProcess(pid_, "protocol violation on a data channel");
-      fail("protocol violation");
+      fail(kProtocolViolation);
       return;
     }
   } while (in_.prepareToWait(0));
@@ -147,6 +153,7 @@ void WorkerLink::fail(const std::string& reason) {
   dead_ = true;
   watch_.reset();
   retry_->disable();
+  fail_timer_->disable();
   queued_.clear();
   queued_bytes_ = 0;
   drain_waiters_.clear();

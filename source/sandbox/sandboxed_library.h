@@ -39,6 +39,9 @@
 
 namespace corral::sandbox {
 
+// The reason a link gives its streams when the process broke the protocol.
+inline constexpr char kProtocolViolation[] = "protocol violation";
+
 // A stream on a process, as the link sees it (the sandboxed Golang filter). Worker thread.
 class StreamEndpoint {
 public:
@@ -72,7 +75,7 @@ public:
   void notifyDrained(uint64_t id) { drain_waiters_.push_back(id); }
   pid_t pid() const { return pid_; }
   size_t slot() const { return slot_; }
-  bool dead() const { return dead_; }
+  bool dead() const { return dead_ || broken_; }
   size_t streams() const { return endpoints_.size(); }
   // The process is gone: every stream on it is told.
   void fail(const std::string& reason);
@@ -80,6 +83,7 @@ public:
 private:
   void onReadable();
   void flush();
+  void breakLink();
 
   SandboxedLibrary& library_;
   event::Dispatcher& dispatcher_;
@@ -91,6 +95,8 @@ private:
   RingWriter out_;
   std::unique_ptr<event::FdWatch> watch_;
   event::TimerPtr retry_;
+  event::TimerPtr fail_timer_;
+  bool broken_ = false;  // a write found the ring corrupt: failing at the next loop pass
   std::deque<std::pair<uint32_t, std::string>> queued_;
   size_t queued_bytes_ = 0;
   std::vector<uint64_t> drain_waiters_;

@@ -233,6 +233,7 @@ void Supervisor::onChannel(Library& lib, size_t slot) {
         }
         r->ready = true;
         r->missed_heartbeats = 0;
+        lib.pool->markReady(r->pid);
         if (lib.options.on_ready) {
           lib.options.on_ready(slot, r->pid, r->data);
         }

@@ -1,6 +1,6 @@
 // corral: an HTTP proxy that runs Envoy Go extension filters and survives them.
 // Command line after Envoy's: -c/--config-path, --mode serve|validate, --concurrency,
-// -l/--log-level, --drain-time-s, --admin-address-path, --version.
+// -l/--log-level, --drain-time-s, --admin-address-path, --sandbox-binary, --version.
 
 #include <cstdio>
 #include <iostream>
@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   app.add_option("--mode", mode, "serve (default) or validate: check the config and exit")
       ->check(CLI::IsMember({"serve", "validate"}));
   app.add_option("--concurrency", options.concurrency, "worker threads (default: cores)");
+  app.add_option("--sandbox-binary", options.sandbox_binary,
+                 "the sandbox process executable (default: corral-sandbox beside corral)");
   app.add_option("-l,--log-level", options.log_level,
                  "trace, debug, info, warning, error, critical, off");
   app.add_option("--drain-time-s", drain_secs,
