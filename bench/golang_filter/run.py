@@ -48,8 +48,11 @@ def golang_filter(plugin, config=None):
               plugin_name: {plugin}{cfg}"""
 
 
-def corral_config(port, up_port, filters):
+def corral_config(port, up_port, filters, isolation="in_process", library_options=""):
     return f"""
+corral:
+  golang_libraries:
+    bench: {{isolation: {isolation}{library_options}}}
 static_resources:
   listeners:
   - name: ingress

@@ -42,6 +42,11 @@ extern char** environ;
 extern "C" const char* __lsan_default_options() {
   return "detect_leaks=0";
 }
+// A fatal signal in a sandbox is the plugin's (a segfault in its cgo code): Go's runtime
+// reports it, as in a normal build, rather than ASan's handler.
+extern "C" const char* __asan_default_options() {
+  return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0";
+}
 #endif
 
 namespace {

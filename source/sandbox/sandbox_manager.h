@@ -42,6 +42,12 @@ public:
   // process, failed to load (returned: the message names the YAML path), or `wait` is over (a
   // crashing plugin: logged; its streams get their on_failure action).
   absl::Status start(std::chrono::milliseconds wait);
+  // SIGHUP: a library whose library_path changed in `fresh` (its filters where they were) gets
+  // a new pool from the new file and config; once that is ready new streams go to it, and the
+  // old pool is stopped when its last stream is done. Other changes need a restart (logged).
+  void reload(const config::Bootstrap& fresh, const std::string& yaml);
+  // The config the libraries run with (for reload()'s comparison).
+  void setConfig(const config::Bootstrap* current) { current_ = current; }
   // Workers stopped: drop their links, kill and reap every process.
   void stop();
   // Takes in what the processes sent so far (their stats), before /stats is rendered.
@@ -55,7 +61,16 @@ private:
     std::string yaml_path;
     std::vector<std::string> plugins;
     std::string load_error;
+    uint32_t generations = 0;  // pools started by reloads
+    struct Draining {
+      uint32_t generation;
+      std::chrono::steady_clock::time_point since;
+    };
+    std::vector<Draining> draining;
   };
+  absl::Status launch(const std::string& id, Entry& e, uint32_t generation,
+                      const std::string& path, const std::string& yaml);
+  void onDrainTimer();
 
   event::Dispatcher& main_;
   stats::Store& stats_;
@@ -65,6 +80,8 @@ private:
   PosixLauncher launcher_;
   Supervisor supervisor_;
   std::map<std::string, Entry> entries_;
+  const config::Bootstrap* current_ = nullptr;
+  event::TimerPtr drain_timer_;
   bool started_ = false;
 };
 

@@ -23,12 +23,13 @@ SandboxCounters::SandboxCounters(stats::Store& store, const std::string& id)
 // ---- WorkerLink ----
 
 WorkerLink::WorkerLink(SandboxedLibrary& library, event::Dispatcher& dispatcher, pid_t pid,
-                       size_t slot, std::shared_ptr<Channel> channel,
+                       size_t slot, uint32_t generation, std::shared_ptr<Channel> channel,
                        std::shared_ptr<std::atomic<uint32_t>> in_flight)
     : library_(library),
       dispatcher_(dispatcher),
       pid_(pid),
       slot_(slot),
+      generation_(generation),
       channel_(std::move(channel)),
       in_flight_(std::move(in_flight)),
       in_(channel_->proxyReader(kMaxActionPayload)),
@@ -191,10 +192,13 @@ WorkerLink* SandboxedLibrary::pick(event::Dispatcher& dispatcher) {
   if (w.posted.load(std::memory_order_acquire) != w.seen) {
     sync(w);
   }
-  // The first `processes` live links take streams; the rest are warm spares.
+  // The first `processes` live links of the current generation take streams; the rest are
+  // warm spares (and an older generation only finishes what it has).
+  const uint32_t gen = generation_.load(std::memory_order_acquire);
+  auto usable = [gen](const WorkerLink& l) { return !l.dead() && l.generation() == gen; };
   size_t active = 0;
   for (const auto& l : w.links) {
-    if (!l->dead()) {
+    if (usable(*l)) {
       ++active;
     }
   }
@@ -205,7 +209,7 @@ WorkerLink* SandboxedLibrary::pick(event::Dispatcher& dispatcher) {
   const size_t want = w.next++ % active;
   size_t k = 0;
   for (const auto& l : w.links) {
-    if (!l->dead() && k++ == want) {
+    if (usable(*l) && k++ == want) {
       return l.get();
     }
   }
@@ -222,8 +226,8 @@ void SandboxedLibrary::sync(Worker& w) {
   event::Dispatcher* d = w.dispatcher.load(std::memory_order_acquire);
   for (auto& u : updates) {
     if (u.add) {
-      auto link = std::make_unique<WorkerLink>(*this, *d, u.pid, u.slot, std::move(u.channel),
-                                               std::move(u.in_flight));
+      auto link = std::make_unique<WorkerLink>(*this, *d, u.pid, u.slot, u.generation,
+                                               std::move(u.channel), std::move(u.in_flight));
       auto at = w.links.begin();
       while (at != w.links.end() && (*at)->slot() < u.slot) {
         ++at;
@@ -261,22 +265,23 @@ void SandboxedLibrary::push(Update u) {
   }
 }
 
-void SandboxedLibrary::onReady(size_t slot, pid_t pid, std::vector<std::shared_ptr<Channel>> data) {
+void SandboxedLibrary::onReady(size_t slot, pid_t pid, std::vector<std::shared_ptr<Channel>> data,
+                               uint32_t generation) {
   if (data.size() != workers_.size()) {
     return;
   }
-  if (slot >= slot_started_.size()) {
-    slot_started_.resize(slot + 1);
-  }
-  if (slot_started_[slot]) {
+  bool& started = slot_started_[{generation, slot}];
+  if (started) {
     counters_.restarts.inc();
   }
-  slot_started_[slot] = true;
+  started = true;
   auto in_flight = std::make_shared<std::atomic<uint32_t>>(0);
-  live_[pid] = Live{pid, slot, std::chrono::steady_clock::now(), in_flight};
-  ready_count_.fetch_add(1);
+  live_[pid] = Live{pid, slot, generation, std::chrono::steady_clock::now(), in_flight};
+  if (generation == generation_.load()) {
+    ready_count_.fetch_add(1);
+  }
   for (size_t i = 0; i < workers_.size(); ++i) {
-    Update u{true, pid, slot, data[i], in_flight, {}};
+    Update u{true, pid, slot, generation, data[i], in_flight, {}};
     Worker& w = *workers_[i];
     {
       std::lock_guard<std::mutex> lock(w.mu);
@@ -288,9 +293,13 @@ void SandboxedLibrary::onReady(size_t slot, pid_t pid, std::vector<std::shared_p
 
 void SandboxedLibrary::onExit(size_t slot, pid_t pid, const std::string& reason, bool killed) {
   stats_mirror_.forget(pid);
-  const bool was_ready = live_.erase(pid) != 0;
+  auto it = live_.find(pid);
+  const bool was_ready = it != live_.end();
   if (was_ready) {
-    ready_count_.fetch_sub(1);
+    if (it->second.generation == generation_.load()) {
+      ready_count_.fetch_sub(1);
+    }
+    live_.erase(it);
   } else {
     ++start_failures_;
   }
@@ -306,7 +315,51 @@ void SandboxedLibrary::onExit(size_t slot, pid_t pid, const std::string& reason,
     counters_.crash.inc();
   }
   last_failures_[slot] = Failure{kind, reason};
-  push(Update{false, pid, slot, nullptr, nullptr, reason});
+  push(Update{false, pid, slot, 0, nullptr, nullptr, reason});
+}
+
+void SandboxedLibrary::switchTo(uint32_t generation, std::string path) {
+  uint32_t ready = 0;
+  for (const auto& [pid, l] : live_) {
+    ready += l.generation == generation ? 1 : 0;
+  }
+  path_ = std::move(path);
+  ready_count_.store(ready);
+  generation_.store(generation, std::memory_order_release);
+  // Workers see it at their next stream; tell the ones that know their loop at once.
+  for (auto& wp : workers_) {
+    Worker& w = *wp;
+    if (event::Dispatcher* d = w.dispatcher.load(std::memory_order_acquire)) {
+      d->post([this, &w] {
+        if (w.posted.load(std::memory_order_acquire) != w.seen) {
+          sync(w);
+        }
+      });
+    }
+  }
+}
+
+uint32_t SandboxedLibrary::inFlight(uint32_t generation) const {
+  uint32_t n = 0;
+  for (const auto& [pid, l] : live_) {
+    if (l.generation == generation) {
+      n += l.in_flight->load();
+    }
+  }
+  return n;
+}
+
+void SandboxedLibrary::retire(uint32_t generation) {
+  for (auto it = live_.begin(); it != live_.end();) {
+    if (it->second.generation != generation) {
+      ++it;
+      continue;
+    }
+    stats_mirror_.forget(it->first);
+    push(Update{false, it->first, it->second.slot, generation, nullptr, nullptr,
+                "reloaded: the old library's process was stopped"});
+    it = live_.erase(it);
+  }
 }
 
 void SandboxedLibrary::killProcess(pid_t pid, const std::string& reason) {
@@ -330,7 +383,9 @@ void SandboxedLibrary::dropLinks() {
 std::vector<SandboxedLibrary::ProcessInfo> SandboxedLibrary::liveProcesses() const {
   std::vector<ProcessInfo> out;
   for (const auto& [pid, l] : live_) {
-    out.push_back({pid, l.slot, l.started, l.in_flight->load()});
+    if (l.generation == generation_.load()) {
+      out.push_back({pid, l.slot, l.started, l.in_flight->load()});
+    }
   }
   return out;
 }

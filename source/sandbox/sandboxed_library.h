@@ -61,7 +61,8 @@ class SandboxedLibrary;
 class WorkerLink {
 public:
   WorkerLink(SandboxedLibrary& library, event::Dispatcher& dispatcher, pid_t pid, size_t slot,
-             std::shared_ptr<Channel> channel, std::shared_ptr<std::atomic<uint32_t>> in_flight);
+             uint32_t generation, std::shared_ptr<Channel> channel,
+             std::shared_ptr<std::atomic<uint32_t>> in_flight);
   ~WorkerLink();
 
   // A new stream on this process; its id for send().
@@ -75,6 +76,7 @@ public:
   void notifyDrained(uint64_t id) { drain_waiters_.push_back(id); }
   pid_t pid() const { return pid_; }
   size_t slot() const { return slot_; }
+  uint32_t generation() const { return generation_; }
   bool dead() const { return dead_ || broken_; }
   size_t streams() const { return endpoints_.size(); }
   // The process is gone: every stream on it is told.
@@ -89,6 +91,7 @@ private:
   event::Dispatcher& dispatcher_;
   const pid_t pid_;
   const size_t slot_;
+  const uint32_t generation_;
   std::shared_ptr<Channel> channel_;
   std::shared_ptr<std::atomic<uint32_t>> in_flight_;
   RingReader in_;
@@ -123,6 +126,7 @@ public:
                    uint32_t workers, event::Dispatcher& main, stats::Store& stats);
 
   const std::string& id() const { return id_; }
+  // The library_path of the generation taking new streams (main thread).
   const std::string& path() const { return path_; }
   const Options& options() const { return options_; }
   SandboxCounters& counters() { return counters_; }
@@ -132,9 +136,18 @@ public:
   // Worker thread (from a link): the process broke the protocol; kill it (main thread).
   void killProcess(pid_t pid, const std::string& reason);
 
-  // Main thread: what the supervisor reports.
-  void onReady(size_t slot, pid_t pid, std::vector<std::shared_ptr<Channel>> data);
+  // Main thread: what the supervisor reports. `generation`: which pool (hot reload starts a
+  // new one; see SandboxManager::reload()).
+  void onReady(size_t slot, pid_t pid, std::vector<std::shared_ptr<Channel>> data,
+               uint32_t generation = 0);
   void onExit(size_t slot, pid_t pid, const std::string& reason, bool killed);
+  // Main thread, hot reload: new streams go to `generation` (from `path`) from now on.
+  void switchTo(uint32_t generation, std::string path);
+  uint32_t generation() const { return generation_.load(); }
+  // Main thread: streams still on the processes of `generation`.
+  uint32_t inFlight(uint32_t generation) const;
+  // Main thread: `generation`'s processes are being stopped; workers drop their links.
+  void retire(uint32_t generation);
   bool onStats(pid_t pid, std::string_view payload) { return stats_mirror_.apply(pid, payload); }
   void setSupervisor(Supervisor* supervisor) { supervisor_ = supervisor; }
   // Main thread, workers stopped: drops every link (their watches are on worker loops).
@@ -155,6 +168,7 @@ public:
   // The last failure of each slot that had one (main thread).
   const std::map<size_t, Failure>& lastFailures() const { return last_failures_; }
   bool anyReady() const { return ready_count_.load() > 0; }
+  uint32_t readyCount() const { return ready_count_.load(); }
   // Processes that died before they were ready (main thread).
   uint64_t startFailures() const { return start_failures_; }
 
@@ -163,6 +177,7 @@ private:
     bool add;
     pid_t pid;
     size_t slot;
+    uint32_t generation;
     std::shared_ptr<Channel> channel;
     std::shared_ptr<std::atomic<uint32_t>> in_flight;
     std::string reason;
@@ -180,6 +195,7 @@ private:
   struct Live {
     pid_t pid;
     size_t slot;
+    uint32_t generation;
     std::chrono::steady_clock::time_point started;
     std::shared_ptr<std::atomic<uint32_t>> in_flight;
   };
@@ -187,7 +203,8 @@ private:
   void push(Update u);
 
   const std::string id_;
-  const std::string path_;
+  std::string path_;                        // main thread
+  std::atomic<uint32_t> generation_{0};     // the one taking new streams
   const Options options_;
   event::Dispatcher& main_;
   SandboxCounters counters_;
@@ -195,7 +212,7 @@ private:
   Supervisor* supervisor_ = nullptr;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::map<pid_t, Live> live_;       // main thread
-  std::vector<bool> slot_started_;  // main thread: a later start in a slot is a restart
+  std::map<std::pair<uint32_t, size_t>, bool> slot_started_;  // main: a later start is a restart
   std::map<size_t, Failure> last_failures_;  // main thread
   uint64_t start_failures_ = 0;               // main thread
   std::atomic<uint32_t> ready_count_{0};

@@ -369,21 +369,43 @@ std::vector<ProcessView> Supervisor::processes(const std::string& library_id) co
 }
 
 void Supervisor::kill(const std::string& library_id, pid_t pid, const std::string& reason) {
+  auto killIn = [&](Library& lib) {
+    for (size_t slot = 0; slot < lib.running.size(); ++slot) {
+      Running* r = lib.running[slot].get();
+      if (r != nullptr && r->pid == pid) {
+        lib.last_failure[slot] = r->kill_reason = reason;
+        CORRAL_LOG(err, "[sandbox {}] pid {}: {}: killed", lib.options.label, pid, reason);
+        r->killed = true;
+        launcher_.kill(pid, SIGKILL);
+        return true;
+      }
+    }
+    return false;
+  };
+  auto it = libraries_.find(library_id);
+  if (it != libraries_.end() && killIn(*it->second)) {
+    return;
+  }
+  for (auto& [id, lib] : libraries_) {
+    if (killIn(*lib)) {
+      return;
+    }
+  }
+}
+
+void Supervisor::remove(const std::string& library_id) {
   auto it = libraries_.find(library_id);
   if (it == libraries_.end()) {
     return;
   }
   Library& lib = *it->second;
-  for (size_t slot = 0; slot < lib.running.size(); ++slot) {
-    Running* r = lib.running[slot].get();
-    if (r != nullptr && r->pid == pid) {
-      lib.last_failure[slot] = r->kill_reason = reason;
-      CORRAL_LOG(err, "[sandbox {}] pid {}: {}: killed", lib.options.label, pid, reason);
-      r->killed = true;
-      launcher_.kill(pid, SIGKILL);
-      return;
-    }
+  lib.heartbeat_timer->disable();
+  lib.pool_timer->disable();
+  for (auto& r : lib.running) {
+    r.reset();
   }
+  lib.pool->stop();
+  libraries_.erase(it);
 }
 
 const PoolCounters* Supervisor::counters(const std::string& library_id) const {

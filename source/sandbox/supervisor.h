@@ -71,7 +71,10 @@ public:
   absl::Status addLibrary(LibraryOptions options);
   std::vector<ProcessView> processes(const std::string& library_id) const;
   // SIGKILLs a process of the library (it is then replaced); `reason` becomes its last failure.
+  // A pid not found under `library_id` is looked for under every library (a reloaded one).
   void kill(const std::string& library_id, pid_t pid, const std::string& reason);
+  // Stops a library's processes (kill and reap; no on_exit) and forgets it.
+  void remove(const std::string& library_id);
   const PoolCounters* counters(const std::string& library_id) const;
   // Reads what the processes have sent so far (before /stats is rendered).
   void poll();

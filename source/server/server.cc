@@ -135,6 +135,7 @@ absl::Status Server::load() {
       main_, stats_, options_.sandbox_binary.empty() ? defaultSandboxBinary() : options_.sandbox_binary,
       YAML::Dump(bootstrap_.raw), options_.concurrency);
   sandbox::SandboxManager::setCurrent(sandboxes_.get());
+  sandboxes_->setConfig(&bootstrap_);
   std::vector<std::string> errors;
   for (size_t i = 0; i < bootstrap_.listeners.size(); ++i) {
     const std::string path =
@@ -240,10 +241,14 @@ int Server::run() {
   for (auto& w : workers_) {
     w->start();
   }
-  for (int sig : {SIGTERM, SIGINT}) {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
     struct event* ev = evsignal_new(
         main_.base(), sig,
-        [](evutil_socket_t s, short, void* arg) { static_cast<Server*>(arg)->onSignal(s); }, this);
+        [](evutil_socket_t s, short, void* arg) {
+          auto* server = static_cast<Server*>(arg);
+          s == SIGHUP ? server->reload() : server->onSignal(s);
+        },
+        this);
     evsignal_add(ev, nullptr);
     signal_events_.push_back(ev);
   }
@@ -255,6 +260,18 @@ int Server::run() {
   }
   CORRAL_LOG(info, "corral exited");
   return 0;
+}
+
+void Server::reload() {
+  auto fresh = config::loadBootstrapFromFile(options_.config_path);
+  if (!fresh.ok()) {
+    CORRAL_LOG(err, "SIGHUP: the config was not reloaded: {}", std::string(fresh.status().message()));
+    return;
+  }
+  CORRAL_LOG(info,
+             "SIGHUP: reloading sandboxed plugin libraries whose library_path changed (other "
+             "changes take a restart)");
+  sandboxes_->reload(*fresh, YAML::Dump(fresh->raw));
 }
 
 void Server::onSignal(int sig) {

@@ -56,6 +56,8 @@ private:
   absl::Status bindListeners();
   void shutdown(bool drain);
   void onSignal(int sig);
+  // SIGHUP: re-reads the config; sandboxed libraries with a new library_path are reloaded.
+  void reload();
   std::string configDumpJson() const;
   std::string serverInfoJson() const;
   std::string listenersText(bool json) const;

@@ -68,7 +68,7 @@ def bootstrap(listeners, clusters=()):
 
 
 class Corral:
-    def __init__(self, config, tmpdir, concurrency=1, extra_args=(), nofile=None):
+    def __init__(self, config, tmpdir, concurrency=1, extra_args=(), nofile=None, env=None):
         self.tmpdir = tmpdir
         self.config_path = os.path.join(tmpdir, "corral.yaml")
         with open(self.config_path, "w") as f:
@@ -83,6 +83,7 @@ class Corral:
             [CORRAL_BIN, "-c", self.config_path, "--concurrency", str(concurrency),
              "--admin-address-path", self.admin_path, "--log-level", os.environ.get("CORRAL_LOG_LEVEL", "debug"), *extra_args],
             stdout=open(self.stdout_path, "wb"), stderr=open(self.stderr_path, "wb"),
+            env=dict(os.environ, **(env or {})),
             preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
             if nofile else None)
         deadline = time.time() + 10
@@ -159,10 +160,10 @@ def start_corral():
     started = []
     tmpdirs = []
 
-    def start(config, concurrency=1, extra_args=(), nofile=None):
+    def start(config, concurrency=1, extra_args=(), nofile=None, env=None):
         d = tempfile.mkdtemp(prefix="corral-test-")
         tmpdirs.append(d)
-        c = Corral(config, d, concurrency=concurrency, extra_args=extra_args, nofile=nofile)
+        c = Corral(config, d, concurrency=concurrency, extra_args=extra_args, nofile=nofile, env=env)
         started.append(c)
         return c
 

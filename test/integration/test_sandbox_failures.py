@@ -194,7 +194,8 @@ def test_panic_in_the_filter_factory(start_corral, upstream):
 
 
 def test_a_noisy_plugin_is_logged_in_bounds(start_corral, upstream):
-    c = start_corral(catalogue_config("crash-noisy", upstream.port))
+    c = start_corral(catalogue_config("crash-noisy", upstream.port,
+                                      victim={"callback_timeout": "10s"}))
     proxy_pid = c.proc.pid
     code, _, _, _ = trigger_with_bystanders(c)
     assert code == 200
