@@ -114,10 +114,10 @@ void Histogram::merge(uint64_t count, uint64_t sum,
   sum_.fetch_add(sum, std::memory_order_relaxed);
 }
 
-void Store::forEach(const std::function<void(const std::string&, const Counter&)>& counters,
-                    const std::function<void(const std::string&, const Gauge&)>& gauges,
-                    const std::function<void(const std::string&, const Histogram&)>& histograms)
-    const {
+void Store::forEach(
+    const std::function<void(const std::string&, const Counter&)>& counters,
+    const std::function<void(const std::string&, const Gauge&)>& gauges,
+    const std::function<void(const std::string&, const Histogram&)>& histograms) const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [name, c] : counters_) {
     counters(name, *c);

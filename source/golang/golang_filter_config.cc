@@ -160,8 +160,7 @@ absl::StatusOr<http::FilterFactoryPtr> createFactory(const config::HttpFilter& f
       return fieldError(path + ".library_id",
                         "sandbox isolation needs the server's sandbox manager");
     }
-    auto sandboxed =
-        manager->library(*library_id, *library_path, isolation, *plugin_name, path);
+    auto sandboxed = manager->library(*library_id, *library_path, isolation, *plugin_name, path);
     if (!sandboxed.ok()) {
       return sandboxed.status();
     }

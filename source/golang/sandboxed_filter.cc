@@ -402,9 +402,8 @@ bool SandboxedFilter::applyInfo(WireReader& r) {
   if (!r.done()) {
     return false;
   }
-  if (s.override_host &&
-      (s.override_host->first.empty() || s.override_host->first.size() > 256 ||
-       !http::isValidFieldValue(s.override_host->first))) {
+  if (s.override_host && (s.override_host->first.empty() || s.override_host->first.size() > 256 ||
+                          !http::isValidFieldValue(s.override_host->first))) {
     return false;
   }
   http::StreamInfo& info = decoder_->streamInfo();
@@ -478,9 +477,9 @@ void SandboxedFilter::fail(uint32_t code, const std::string& reason, const std::
     return;
   }
   own_reply_ = true;
-  decoder_->sendLocalReply(
-      code, code == 504 ? "sandbox timeout\r\n" : "sandbox failure\r\n", details,
-      [reason](http::HeaderMap& h) { h.set("x-corral-sandbox", reason); });
+  decoder_->sendLocalReply(code, code == 504 ? "sandbox timeout\r\n" : "sandbox failure\r\n",
+                           details,
+                           [reason](http::HeaderMap& h) { h.set("x-corral-sandbox", reason); });
 }
 
 bool SandboxedFilter::failOpen() {

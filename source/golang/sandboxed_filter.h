@@ -60,15 +60,15 @@ private:
   struct Direction {
     http::HeaderMap* headers = nullptr;
     http::HeaderMap* trailers = nullptr;
-    bool headers_only = false;     // the proxy's headers ended the stream
-    bool headers_held = false;     // sent, not let through yet
+    bool headers_only = false;  // the proxy's headers ended the stream
+    bool headers_held = false;  // sent, not let through yet
     bool trailers_held = false;
-    bool end_sent = false;         // the end of this direction went to the sandbox
-    bool passed_any = false;       // the sandbox let something through
-    bool passed_end = false;       // ... up to the end
-    std::string retained;          // what went to the sandbox (fail_open), if `retain`
+    bool end_sent = false;    // the end of this direction went to the sandbox
+    bool passed_any = false;  // the sandbox let something through
+    bool passed_end = false;  // ... up to the end
+    std::string retained;     // what went to the sandbox (fail_open), if `retain`
     bool retain = false;
-    bool lost = false;             // body went to the sandbox that `retained` does not have
+    bool lost = false;  // body went to the sandbox that `retained` does not have
   };
 
   void sendData(sandbox::MessageType type, Direction& d, http::Buffer& data, bool end_stream);

@@ -50,7 +50,8 @@ enum class MessageType : uint32_t {
   // {u64 id, u32 route cache clears, bool drain, bool override, [bytes host, bool strict],
   //  u32 n, n x {bytes filter, bytes Struct}, u32 m, m x {bytes key, bytes value}}
   InfoUpdate = 39,
-  Idle = 40,  // {u64 id, u64 n}: the filter is out of Go, having been given the stream's first n events
+  Idle = 40,  // {u64 id, u64 n}: the filter is out of Go, having been given the stream's first n
+              // events
 };
 
 // A Setup with no config: the process loads its library and serves no filter (tests).

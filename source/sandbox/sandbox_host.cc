@@ -239,7 +239,8 @@ public:
     stream_ = t_building;
     stream_->sink = &cb;
     Stream* s = stream_;
-    cb.setResponsePauseCallback([s](bool pause) { s->sendFlag(MessageType::PauseResponse, pause); });
+    cb.setResponsePauseCallback(
+        [s](bool pause) { s->sendFlag(MessageType::PauseResponse, pause); });
   }
 
 private:
@@ -317,12 +318,9 @@ absl::StatusOr<std::unique_ptr<SandboxHost>> SandboxHost::create(
     hcm->stream_idle_timeout = config::Millis(0);
     const std::string hcm_path =
         fmt::format("static_resources.listeners[{}].filter_chains[0].filters[0].typed_config", i);
-    http::FilterFactoryContext context{host->bootstrap_,
-                                       *hcm,
-                                       hcm_path,
-                                       "http." + hcm->stat_prefix + ".",
-                                       concurrency,
-                                       host->stats_};
+    http::FilterFactoryContext context{host->bootstrap_, *hcm,
+                                       hcm_path,         "http." + hcm->stat_prefix + ".",
+                                       concurrency,      host->stats_};
     for (const auto& filter : hcm->http_filters) {
       const YAML::Node id = filter.typed_config.node["library_id"];
       if (filter.typed_config.type_url != kGolangType || !id || !id.IsScalar() ||
@@ -336,9 +334,8 @@ absl::StatusOr<std::unique_ptr<SandboxHost>> SandboxHost::create(
       std::vector<http::FilterFactoryPtr> chain;
       chain.push_back(std::make_unique<CapturingFactory>(std::move(*factory)));
       chain.push_back(std::make_unique<SinkFactory>());
-      host->chains_[filter.typed_config.path] =
-          http::ConnectionManagerConfig::createWithFilters(*hcm, host->chain_stats_,
-                                                           std::move(chain));
+      host->chains_[filter.typed_config.path] = http::ConnectionManagerConfig::createWithFilters(
+          *hcm, host->chain_stats_, std::move(chain));
     }
     host->hcms_.push_back(std::move(hcm));
   }

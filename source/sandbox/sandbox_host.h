@@ -68,8 +68,8 @@ private:
   void syncStats();
 
   event::Dispatcher& dispatcher_;
-  stats::Store stats_;          // the filter's and the plugin's: forwarded to the proxy
-  stats::Store chain_stats_;    // the mirror chains' connection-manager stats: kept here
+  stats::Store stats_;        // the filter's and the plugin's: forwarded to the proxy
+  stats::Store chain_stats_;  // the mirror chains' connection-manager stats: kept here
   std::unique_ptr<StatsReporter> reporter_;
   std::function<void(std::string)> send_stats_;
   http::FilterRegistry registry_;

@@ -259,7 +259,8 @@ void SandboxManager::onDrainTimer() {
     for (auto it = e.draining.begin(); it != e.draining.end();) {
       // A worker that picked a process just before the switch attaches its stream right after:
       // give that a moment before trusting a zero.
-      if (now - it->since < std::chrono::milliseconds(100) || e.library->inFlight(it->generation) > 0) {
+      if (now - it->since < std::chrono::milliseconds(100) ||
+          e.library->inFlight(it->generation) > 0) {
         ++it;
         more = true;
         continue;
@@ -301,8 +302,7 @@ std::string SandboxManager::json() const {
                           {"role", slot < e.library->options().processes ? "active" : "spare"}};
       for (const auto& l : live) {
         if (l.pid == v.pid) {
-          p["uptime_seconds"] =
-              std::chrono::duration<double>(now - l.started).count();
+          p["uptime_seconds"] = std::chrono::duration<double>(now - l.started).count();
           p["in_flight"] = l.in_flight;
         }
       }

@@ -68,8 +68,8 @@ private:
     };
     std::vector<Draining> draining;
   };
-  absl::Status launch(const std::string& id, Entry& e, uint32_t generation,
-                      const std::string& path, const std::string& yaml);
+  absl::Status launch(const std::string& id, Entry& e, uint32_t generation, const std::string& path,
+                      const std::string& yaml);
   void onDrainTimer();
 
   event::Dispatcher& main_;

@@ -35,8 +35,8 @@ WorkerLink::WorkerLink(SandboxedLibrary& library, event::Dispatcher& dispatcher,
       in_(channel_->proxyReader(kMaxActionPayload)),
       out_(channel_->proxyWriter()) {
   in_.prepareToWait(0);  // the loop watches the eventfd: always wake us
-  watch_ = std::make_unique<event::FdWatch>(dispatcher_, in_.wakeFd(), true,
-                                            [this] { onReadable(); });
+  watch_ =
+      std::make_unique<event::FdWatch>(dispatcher_, in_.wakeFd(), true, [this] { onReadable(); });
   retry_ = dispatcher_.createTimer([this] { flush(); });
   fail_timer_ = dispatcher_.createTimer([this] { fail(kProtocolViolation); });
 }

@@ -203,18 +203,18 @@ private:
   void push(Update u);
 
   const std::string id_;
-  std::string path_;                        // main thread
-  std::atomic<uint32_t> generation_{0};     // the one taking new streams
+  std::string path_;                     // main thread
+  std::atomic<uint32_t> generation_{0};  // the one taking new streams
   const Options options_;
   event::Dispatcher& main_;
   SandboxCounters counters_;
   StatsMirror stats_mirror_;  // main thread
   Supervisor* supervisor_ = nullptr;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::map<pid_t, Live> live_;       // main thread
+  std::map<pid_t, Live> live_;                                // main thread
   std::map<std::pair<uint32_t, size_t>, bool> slot_started_;  // main: a later start is a restart
-  std::map<size_t, Failure> last_failures_;  // main thread
-  uint64_t start_failures_ = 0;               // main thread
+  std::map<size_t, Failure> last_failures_;                   // main thread
+  uint64_t start_failures_ = 0;                               // main thread
   std::atomic<uint32_t> ready_count_{0};
 };
 

@@ -100,10 +100,11 @@ absl::Status Supervisor::addLibrary(LibraryOptions options) {
     auto r = std::make_unique<Running>();
     SpawnSpec s;
     s.path = l.options.sandbox_binary;
-    s.args = {"--name",      l.options.library_path,
-              "--seccomp",   l.options.seccomp ? "default" : "off",
-              "--workers",   std::to_string(l.options.data_channels),
-              "--log-level", std::string(spdlog::level::to_string_view(Logger::get().level()).data())};
+    s.args = {
+        "--name",      l.options.library_path,
+        "--seccomp",   l.options.seccomp ? "default" : "off",
+        "--workers",   std::to_string(l.options.data_channels),
+        "--log-level", std::string(spdlog::level::to_string_view(Logger::get().level()).data())};
     s.env = l.options.env;
     if (l.options.memory_watchdog_bytes) {
       s.args.insert(s.args.end(),
@@ -265,8 +266,7 @@ void Supervisor::onChannel(Library& lib, size_t slot) {
     if (res == RingReader::Result::Corrupt) {
       // Garbage from a sandbox costs that process, never the proxy.
       lib.last_failure[slot] = r->kill_reason = "protocol violation on the channel";
-      CORRAL_LOG(err, "[sandbox {}] pid {}: protocol violation: killed", lib.options.label,
-                 r->pid);
+      CORRAL_LOG(err, "[sandbox {}] pid {}: protocol violation: killed", lib.options.label, r->pid);
       r->killed = true;
       launcher_.kill(r->pid, SIGKILL);
       return;
@@ -282,8 +282,8 @@ void Supervisor::onExit(Library& lib, pid_t pid) {
     }
     onOutput(lib, slot);  // whatever it printed last (a Go traceback), before we let go
     if (r->dropped > 0) {
-      CORRAL_LOG(warn, "[sandbox {} pid {}] {} lines dropped (over {} a second)",
-                 lib.options.label, r->pid, r->dropped, kMaxLoggedLinesPerSecond);
+      CORRAL_LOG(warn, "[sandbox {} pid {}] {} lines dropped (over {} a second)", lib.options.label,
+                 r->pid, r->dropped, kMaxLoggedLinesPerSecond);
     }
     const std::string crash_line = r->output->failureLine();
     const bool killed = r->killed;

@@ -43,8 +43,7 @@ struct LibraryOptions {
   std::string label;             // how logs name the library (default: library_id)
   std::string yaml_path;         // of library_path, for the process's error messages
   // A process said Ready: its data channels may carry streams now.
-  std::function<void(size_t slot, pid_t pid, std::vector<std::shared_ptr<Channel>> data)>
-      on_ready;
+  std::function<void(size_t slot, pid_t pid, std::vector<std::shared_ptr<Channel>> data)> on_ready;
   // A process is gone. `reason`: its crash line or how it ended; `killed`: we killed it.
   std::function<void(size_t slot, pid_t pid, const std::string& reason, bool killed)> on_exit;
   // A StatsUpdate from a process; false if it is malformed (the process is killed).

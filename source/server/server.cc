@@ -132,7 +132,8 @@ absl::Status Server::load() {
   cluster_manager_ = std::move(*cm);
   // Sandboxed Go plugin libraries: the Golang filter's factory registers them here.
   sandboxes_ = std::make_unique<sandbox::SandboxManager>(
-      main_, stats_, options_.sandbox_binary.empty() ? defaultSandboxBinary() : options_.sandbox_binary,
+      main_, stats_,
+      options_.sandbox_binary.empty() ? defaultSandboxBinary() : options_.sandbox_binary,
       YAML::Dump(bootstrap_.raw), options_.concurrency);
   sandbox::SandboxManager::setCurrent(sandboxes_.get());
   sandboxes_->setConfig(&bootstrap_);
@@ -265,7 +266,8 @@ int Server::run() {
 void Server::reload() {
   auto fresh = config::loadBootstrapFromFile(options_.config_path);
   if (!fresh.ok()) {
-    CORRAL_LOG(err, "SIGHUP: the config was not reloaded: {}", std::string(fresh.status().message()));
+    CORRAL_LOG(err, "SIGHUP: the config was not reloaded: {}",
+               std::string(fresh.status().message()));
     return;
   }
   CORRAL_LOG(info,

@@ -228,3 +228,25 @@ def test_sandbox_processes_are_gone_after_the_proxy(start_corral, upstream):
     assert c.stop() == 0
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}"), f"sandbox process {pid} outlived the proxy"
+
+
+def test_fail_open_lets_the_stream_go_on_without_the_plugin(start_corral, upstream):
+    c = start_corral(catalogue_config("crash-goroutine-panic", upstream.port,
+                                      victim={"on_failure": "fail_open"}))
+    # The plugin holds the request (Running) when its process dies: it goes on unfiltered,
+    # its body too.
+    r, body = http_request(c.port("victim"), "/echo", method="POST", body=b"payload",
+                           headers={"x-crash": "1"})
+    assert r.status == 200 and r.getheader("x-corral-sandbox") is None
+    assert b"payload" in body
+    assert counter(c, "victim", "fail_open") == 1 and counter(c, "victim", "fail_closed") == 0
+    assert wait_until(lambda: http_request(c.port("victim"), "/echo")[0].status == 200)
+
+
+def test_fail_open_with_no_process_ready(start_corral, upstream):
+    c = start_corral(catalogue_config("crash-parse", upstream.port,
+                                      victim={"on_failure": "fail_open"},
+                                      config=typed_struct(panic_in_parse="yes")))
+    r, _ = http_request(c.port("victim"), "/echo")
+    assert r.status == 200
+    assert counter(c, "victim", "fail_open") >= 1

@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
   if (!control.ok() || workers == 0) {
     return 2;
   }
-  auto data = Channel::attach(kFirstDataChannelFd, kFirstDataChannelFd + 1, kFirstDataChannelFd + 2);
+  auto data =
+      Channel::attach(kFirstDataChannelFd, kFirstDataChannelFd + 1, kFirstDataChannelFd + 2);
   if (!data.ok()) {
     return 2;
   }
