@@ -301,8 +301,11 @@ bool SandboxedFilter::onAction(MessageType type, WireReader& r) {
 
 bool SandboxedFilter::applyHeaders(WireReader& r) {
   const uint8_t dir = r.u8();
+  const bool unchanged = r.boolean();
   http::HeaderMap h;
-  r.headers(h);
+  if (!unchanged) {
+    r.headers(h);
+  }
   const bool end = r.boolean();
   if (!r.done() || dir > 1 || !validFields(h)) {
     return false;
@@ -313,7 +316,9 @@ bool SandboxedFilter::applyHeaders(WireReader& r) {
   }
   d.headers_held = false;
   d.passed_any = true;
-  d.headers->entries() = std::move(h.entries());
+  if (!unchanged) {
+    d.headers->entries() = std::move(h.entries());
+  }
   if (d.headers_only) {
     d.passed_end = true;
     dir == 0 ? decoder_->continueDecoding() : encoder_->continueEncoding();
@@ -449,7 +454,7 @@ void SandboxedFilter::detach() {
     w.u64(id_);
     sandbox::writeInfo(w, decoder_->streamInfo(), false);
     link->detach(id_);
-    link->send(MessageType::StreamEnd, std::move(p));
+    link->send(MessageType::StreamEnd, std::move(p), /*urgent=*/false);
   }
   sandbox_read_disable_ = backlog_read_disable_ = sandbox_pause_ = backlog_pause_ = false;
   applyFlow();

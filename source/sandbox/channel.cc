@@ -93,13 +93,24 @@ RingWriter::Result RingWriter::write(uint32_t type, std::string_view payload) {
          padded(payload.size()) - payload.size());
   write_pos_ += need;
   control_->write_pos.store(write_pos_, std::memory_order_release);
+  wake_pending_ = true;
+  if (!defer_wake_) {
+    flushWake();
+  }
+  return Result::Ok;
+}
+
+void RingWriter::flushWake() {
+  if (!wake_pending_) {
+    return;
+  }
+  wake_pending_ = false;
   // Pairs with the consumer's fence between setting its flag and re-checking the ring.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (control_->consumer_sleeping.load(std::memory_order_relaxed) != 0) {
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
   }
-  return Result::Ok;
 }
 
 // ---- RingReader ----

@@ -52,9 +52,14 @@ public:
   RingWriter(RingControl* control, char* data, uint32_t capacity, int wake_fd)
       : control_(control), data_(data), capacity_(capacity), wake_fd_(wake_fd) {}
   enum class Result { Ok, Full, TooLarge, Corrupt };
-  // Copies one message into the ring and wakes the consumer if it sleeps.
+  // Copies one message into the ring and wakes the consumer if it sleeps (or, with deferred
+  // wake-ups, leaves that to flushWake()).
   Result write(uint32_t type, std::string_view payload);
   bool corrupt() const { return corrupt_; }
+  // Batching: writes only publish; flushWake() wakes the consumer once for all of them.
+  void setDeferWake(bool defer) { defer_wake_ = defer; }
+  void flushWake();
+  bool wakePending() const { return wake_pending_; }
 
 private:
   RingControl* control_;
@@ -63,6 +68,8 @@ private:
   int wake_fd_;
   uint64_t write_pos_ = 0;  // ours; the mapping only gets a copy
   bool corrupt_ = false;
+  bool defer_wake_ = false;
+  bool wake_pending_ = false;
 };
 
 class RingReader {
@@ -81,8 +88,10 @@ public:
   // Consumer side of the wake-up protocol: spin briefly, then announce sleep and re-check. True
   // if a message is ready without sleeping; false if the caller should wait on wakeFd().
   bool prepareToWait(int spin_checks = kSpinChecks);
-  // After a wake-up (or instead of sleeping): the consumer is awake again.
+  // After a wake-up through the eventfd: the consumer is awake again (clears the eventfd).
   void doneWaiting();
+  // prepareToWait() said a message is there: awake again, no eventfd to clear.
+  void awake() { control_->consumer_sleeping.store(0, std::memory_order_relaxed); }
   int wakeFd() const { return wake_fd_; }
   bool corrupt() const { return corrupt_; }
 

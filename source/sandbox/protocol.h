@@ -40,7 +40,9 @@ enum class MessageType : uint32_t {
   StreamEnd = 22,       // {u64 id, info(proxy part)}: runs the log phases and destroys
 
   // ---- data channels: actions (sandbox -> proxy) ----
-  PassHeaders = 32,    // {u64 id, u8 dir, headers, bool end}: the filter let the headers go on
+  // {u64 id, u8 dir, bool unchanged, [headers unless unchanged], bool end}: the filter let the
+  // headers go on (`unchanged`: exactly as the proxy sent them)
+  PassHeaders = 32,
   PassData = 33,       // {u64 id, u8 dir, bool end, bytes}
   PassTrailers = 34,   // {u64 id, u8 dir, headers}
   LocalReply = 35,     // {u64 id, u32 status, headers, bytes body, bytes details}

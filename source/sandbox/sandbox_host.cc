@@ -1,5 +1,7 @@
 #include "source/sandbox/sandbox_host.h"
 
+#include <sched.h>
+
 #include <deque>
 
 #include <fmt/format.h>
@@ -20,6 +22,10 @@ constexpr char kGolangType[] =
 constexpr uint32_t kMaxEventPayload = 1 << 20;
 // Body bytes per message: well inside a ring, so a message is never too large for it.
 constexpr size_t kChunk = 256 * 1024;
+// Checks of the ring before sleeping, with a core to ourselves (a few microseconds).
+constexpr int kSpinChecks = 200;
+// How often the plugin's stats are reported at most (they trail the responses by this much).
+constexpr std::chrono::milliseconds kStatsInterval{5};
 
 }  // namespace
 
@@ -101,14 +107,25 @@ public:
   // ---- what the sink (the request side's end) and the stream's owner pass on ----
   void passHeaders(uint8_t dir, const http::HeaderMap& headers, bool end_stream) {
     syncInfo();
+    std::string fields;
+    WireWriter f(fields);
+    f.headers(headers);
     std::string p;
     WireWriter w(p);
     w.u64(id_);
     w.u8(dir);
-    w.headers(headers);
+    // Most plugins leave most headers alone: then the proxy keeps its own map as it is.
+    const bool unchanged = fields == received[dir];
+    w.u8(unchanged ? 1 : 0);
+    if (!unchanged) {
+      p.append(fields);
+    }
     w.u8(end_stream ? 1 : 0);
+    received[dir].clear();
     link_.send(MessageType::PassHeaders, std::move(p));
   }
+  // The encoded header fields the proxy sent for each direction, until they pass back.
+  std::string received[2];
   void passData(uint8_t dir, std::string_view data, bool end_stream) {
     syncInfo();
     do {
@@ -140,9 +157,8 @@ public:
     link_.send(type, std::move(p));
   }
 
-  // The plugin's changes to the stream info (and the stats), if any since the last report.
+  // The plugin's changes to the stream info, if any since the last report.
   void syncInfo() {
-    host_.syncStats();
     if (!active) {
       return;
     }
@@ -297,6 +313,7 @@ absl::StatusOr<std::unique_ptr<SandboxHost>> SandboxHost::create(
     const std::string& yaml, std::function<void(std::string)> send_stats) {
   std::unique_ptr<SandboxHost> host(new SandboxHost(dispatcher));
   host->reporter_ = std::make_unique<StatsReporter>(host->stats_);
+  host->stats_timer_ = dispatcher.createTimer([h = host.get()] { h->syncStats(); });
   host->send_stats_ = std::move(send_stats);
   dispatcher.setAfterPostedHook([h = host.get()] { h->afterWork(); });
   if (yaml.empty()) {
@@ -342,7 +359,15 @@ absl::StatusOr<std::unique_ptr<SandboxHost>> SandboxHost::create(
   return host;
 }
 
-SandboxHost::SandboxHost(event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
+SandboxHost::SandboxHost(event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {
+  // Spin for the proxy's next event only with a core of our own: spinning on the core the
+  // proxy needs to answer would only delay the answer (DESIGN.md §6).
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 1) {
+    spin_checks_ = kSpinChecks;
+  }
+}
 
 SandboxHost::~SandboxHost() {
   stop();
@@ -363,6 +388,7 @@ void SandboxHost::serve(std::unique_ptr<Channel> channel) {
   l.channel = std::move(channel);
   l.in.emplace(l.channel->sandboxReader(kMaxEventPayload));
   l.out.emplace(l.channel->sandboxWriter());
+  l.out->setDeferWake(true);  // one wake-up of the proxy per batch of actions (afterWork)
   l.retry = dispatcher_.createTimer([this, &l] { flush(l); });
   l.in->prepareToWait(0);
   l.watch = std::make_unique<event::FdWatch>(dispatcher_, l.in->wakeFd(), true,
@@ -375,6 +401,7 @@ void SandboxHost::flush(Link& link) {
     auto& [type, payload] = link.queued.front();
     const auto r = link.out->write(type, payload);
     if (r == RingWriter::Result::Full) {
+      link.out->flushWake();  // what did fit must reach the proxy, or the ring never drains
       link.retry->enable(std::chrono::milliseconds(1));
       return;
     }
@@ -383,11 +410,12 @@ void SandboxHost::flush(Link& link) {
     }
     link.queued.pop_front();
   }
+  link.out->flushWake();
 }
 
 void SandboxHost::onReadable(Link& link) {
+  link.in->doneWaiting();
   do {
-    link.in->doneWaiting();
     Message m;
     RingReader::Result r;
     while ((r = link.in->read(&m)) == RingReader::Result::Message) {
@@ -400,8 +428,8 @@ void SandboxHost::onReadable(Link& link) {
       CORRAL_LOG(critical, "sandbox: malformed event from the proxy");
       std::_Exit(3);  // the proxy never sends one: our versions disagree
     }
-    afterWork();
-  } while (link.in->prepareToWait());
+    afterWork();  // ends with the actions' one wake-up of the proxy
+  } while (link.in->prepareToWait(spin_checks_));
 }
 
 bool SandboxHost::onEvent(Link& link, uint32_t type, std::string_view payload) {
@@ -420,6 +448,7 @@ bool SandboxHost::onEvent(Link& link, uint32_t type, std::string_view payload) {
     }
     auto s = std::make_unique<Stream>(*this, link, id);
     Stream& stream = *s;
+    WireWriter(stream.received[0]).headers(*headers);
     stream.reported = InfoState::of(info);
     t_building = &stream;
     stream.active = std::make_unique<http::ActiveStream>(stream, *chain->second, std::move(info));
@@ -476,6 +505,7 @@ bool SandboxHost::onEvent(Link& link, uint32_t type, std::string_view payload) {
       return false;
     }
     s.response_in = true;
+    WireWriter(s.received[1]).headers(*headers);
     s.sink->encodeHeaders(std::move(headers), end);
     return true;
   }
@@ -501,6 +531,16 @@ void SandboxHost::syncStats() {
   if (!send_stats_) {
     return;
   }
+  // At most one report per interval: scanning the store and waking the proxy's main thread
+  // for every action would cost more than the rest of a request.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_stats_ < kStatsInterval) {
+    if (!stats_timer_->enabled()) {
+      stats_timer_->enable(kStatsInterval);
+    }
+    return;
+  }
+  last_stats_ = now;
   std::string changes = reporter_->changes();
   if (!changes.empty()) {
     send_stats_(std::move(changes));
@@ -514,6 +554,7 @@ void SandboxHost::afterWork() {
       s->syncInfo();
       s->syncIdle();
     }
+    link->out->flushWake();
   }
 }
 

@@ -18,6 +18,7 @@
 //
 // Thread-safety: the process's loop thread only (the Golang filter posts goroutine work there).
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -63,15 +64,17 @@ private:
   // After events or goroutine work: info updates and Idle for the streams that owe them.
   void afterWork();
   void flush(Link& link);
-  // Sends what changed in the plugin's stats; before every action, so the proxy has a stat
-  // before the response it explains.
+  // Sends what changed in the plugin's stats (at most every few milliseconds).
   void syncStats();
 
   event::Dispatcher& dispatcher_;
+  int spin_checks_ = 0;       // before sleeping on a data channel
   stats::Store stats_;        // the filter's and the plugin's: forwarded to the proxy
   stats::Store chain_stats_;  // the mirror chains' connection-manager stats: kept here
   std::unique_ptr<StatsReporter> reporter_;
   std::function<void(std::string)> send_stats_;
+  std::chrono::steady_clock::time_point last_stats_{};
+  event::TimerPtr stats_timer_;
   http::FilterRegistry registry_;
   config::Bootstrap bootstrap_;
   // The chain of each Golang filter of this library, by the filter's YAML path.

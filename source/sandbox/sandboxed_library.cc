@@ -35,6 +35,14 @@ WorkerLink::WorkerLink(SandboxedLibrary& library, event::Dispatcher& dispatcher,
       in_(channel_->proxyReader(kMaxActionPayload)),
       out_(channel_->proxyWriter()) {
   in_.prepareToWait(0);  // the loop watches the eventfd: always wake us
+  // Events written during one loop pass (a response's headers and body, several streams)
+  // wake the process once, at the end of the pass.
+  out_.setDeferWake(true);
+  wake_timer_ = dispatcher_.createTimer([this] {
+    lazy_timer_->disable();
+    out_.flushWake();
+  });
+  lazy_timer_ = dispatcher_.createTimer([this] { out_.flushWake(); });
   watch_ =
       std::make_unique<event::FdWatch>(dispatcher_, in_.wakeFd(), true, [this] { onReadable(); });
   retry_ = dispatcher_.createTimer([this] { flush(); });
@@ -58,13 +66,18 @@ void WorkerLink::detach(uint64_t id) {
   }
 }
 
-void WorkerLink::send(MessageType type, std::string payload) {
+void WorkerLink::send(MessageType type, std::string payload, bool urgent) {
   if (dead_ || broken_) {
     return;
   }
   if (queued_.empty()) {
     const auto r = out_.write(static_cast<uint32_t>(type), payload);
     if (r == RingWriter::Result::Ok) {
+      if (urgent) {
+        wake_timer_->enable(std::chrono::milliseconds(0));
+      } else if (!wake_timer_->enabled()) {
+        lazy_timer_->enable(std::chrono::milliseconds(1));
+      }
       return;
     }
     if (r != RingWriter::Result::Full) {
@@ -89,6 +102,7 @@ void WorkerLink::flush() {
   while (!dead_ && !broken_ && !queued_.empty()) {
     const auto r = out_.write(queued_.front().first, queued_.front().second);
     if (r == RingWriter::Result::Full) {
+      out_.flushWake();  // what did fit must reach the process, or the ring never drains
       retry_->enable(std::chrono::milliseconds(1));
       return;
     }
@@ -99,6 +113,7 @@ void WorkerLink::flush() {
     queued_bytes_ -= queued_.front().second.size();
     queued_.pop_front();
   }
+  out_.flushWake();
   if (!dead_ && queued_.empty() && !drain_waiters_.empty()) {
     auto waiters = std::move(drain_waiters_);
     drain_waiters_.clear();
@@ -111,8 +126,8 @@ void WorkerLink::flush() {
 }
 
 void WorkerLink::onReadable() {
+  in_.doneWaiting();
   do {
-    in_.doneWaiting();
     Message m;
     RingReader::Result r;
     while (!dead_ && (r = in_.read(&m)) == RingReader::Result::Message) {
@@ -144,7 +159,7 @@ void WorkerLink::onReadable() {
       fail(kProtocolViolation);
       return;
     }
-  } while (in_.prepareToWait(0));
+  } while (in_.prepareToWait(0) && (in_.awake(), true));
 }
 
 void WorkerLink::fail(const std::string& reason) {
@@ -155,6 +170,8 @@ void WorkerLink::fail(const std::string& reason) {
   watch_.reset();
   retry_->disable();
   fail_timer_->disable();
+  wake_timer_->disable();
+  lazy_timer_->disable();
   queued_.clear();
   queued_bytes_ = 0;
   drain_waiters_.clear();

@@ -69,7 +69,9 @@ public:
   uint64_t attach(StreamEndpoint& endpoint);
   void detach(uint64_t id);
   // Queues when the ring is full (retried on a short timer). Payloads must fit a ring.
-  void send(MessageType type, std::string payload);
+  // `urgent`: wakes the process at the end of this loop pass; otherwise (a stream's end, which
+  // nothing waits for) the message rides along with the next wake-up, or one within 1 ms.
+  void send(MessageType type, std::string payload, bool urgent = true);
   // Bytes waiting for room in the ring.
   size_t queuedBytes() const { return queued_bytes_; }
   // Calls the stream's onLinkDrained() once the backlog is gone.
@@ -99,7 +101,9 @@ private:
   std::unique_ptr<event::FdWatch> watch_;
   event::TimerPtr retry_;
   event::TimerPtr fail_timer_;
-  bool broken_ = false;  // a write found the ring corrupt: failing at the next loop pass
+  event::TimerPtr wake_timer_;  // wakes the process once per loop pass
+  event::TimerPtr lazy_timer_;  // ... or soon, for what is not urgent
+  bool broken_ = false;         // a write found the ring corrupt: failing at the next loop pass
   std::deque<std::pair<uint32_t, std::string>> queued_;
   size_t queued_bytes_ = 0;
   std::vector<uint64_t> drain_waiters_;

@@ -157,7 +157,7 @@ def test_panic_in_a_phase_is_500_and_the_process_stays(start_corral, upstream):
     assert http_request(c.port("victim"), "/echo")[0].status == 200
     assert ready_pids(c, "victim") == pids
     assert counter(c, "victim", "crash") == 0
-    assert c.stats()["http.ingress.golang.panic_error"] == 1
+    assert wait_until(lambda: c.stats().get("http.ingress.golang.panic_error") == 1)
 
 
 def test_panic_in_parse_leaves_the_proxy_serving(start_corral, upstream):

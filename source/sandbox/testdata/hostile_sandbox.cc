@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
       h.add("x-evil", "a\r\nx-injected: yes");
       w.u64(id);
       w.u8(0);
+      w.u8(0);  // changed: here they come
       w.headers(h);
       w.u8(1);
       out.write(static_cast<uint32_t>(MessageType::PassHeaders), p);
