@@ -78,26 +78,33 @@ static_resources:
 """
 
 
+def prepare(prefix, needed):
+    """Tools checked, fd limit raised; returns (workdir, upstream port, [] for processes)."""
+    base.ensure_tools()
+    for f in needed:
+        if not os.path.exists(f):
+            sys.exit(f"{f} is missing: run scripts/setup.sh first")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return tempfile.mkdtemp(prefix=prefix), base.free_port(), []
+
+
+def start_upstream(work, up_port):
+    """The nginx `return 200` upstream, on core 1."""
+    return base.start_nginx("upstream", work, f"""
+  server {{ listen 127.0.0.1:{up_port} reuseport backlog=4096;
+    location / {{ default_type text/plain; return 200 '{base.BODY.strip()}\\n'; }} }}""", cpu=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=50)
     args = ap.parse_args()
-    base.ensure_tools()
-    for f in (base.CORRAL, PLUGINS, HOST_CALL_BENCH):
-        if not os.path.exists(f):
-            sys.exit(f"{f} is missing: run scripts/setup.sh first")
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    work = tempfile.mkdtemp(prefix="corral-golang-bench-")
-    up_port = base.free_port()
-    procs = []
+    work, up_port, procs = prepare("corral-golang-bench-", (base.CORRAL, PLUGINS, HOST_CALL_BENCH))
     try:
-        upstream = base.start_nginx("upstream", work, f"""
-  server {{ listen 127.0.0.1:{up_port} reuseport backlog=4096;
-    location / {{ default_type text/plain; return 200 '{base.BODY.strip()}\\n'; }} }}""", cpu=1)
-        procs.append(upstream)
+        procs.append(start_upstream(work, up_port))
         variants = {"none": "", "noop": golang_filter("noop"),
                     "basic-auth": golang_filter("basic-auth", "{user: u, password: p}")}
         targets = {}

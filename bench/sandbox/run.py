@@ -20,12 +20,10 @@ import argparse
 import http.client
 import importlib.util
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,14 +31,6 @@ _spec = importlib.util.spec_from_file_location("golang_bench", os.path.join(HERE
 gb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gb)
 base = gb.base
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 def get(port, path="/", headers=None):
@@ -73,20 +63,9 @@ def main():
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--recoveries", type=int, default=20)
     args = ap.parse_args()
-    base.ensure_tools()
-    for f in (base.CORRAL, gb.PLUGINS):
-        if not os.path.exists(f):
-            sys.exit(f"{f} is missing: run scripts/setup.sh first")
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    work = tempfile.mkdtemp(prefix="corral-sandbox-bench-")
-    up_port = base.free_port()
-    procs = []
+    work, up_port, procs = gb.prepare("corral-sandbox-bench-", (base.CORRAL, gb.PLUGINS))
     try:
-        upstream = base.start_nginx("upstream", work, f"""
-  server {{ listen 127.0.0.1:{up_port} reuseport backlog=4096;
-    location / {{ default_type text/plain; return 200 '{base.BODY.strip()}\\n'; }} }}""", cpu=1)
-        procs.append(upstream)
+        procs.append(gb.start_upstream(work, up_port))
         variants = {
             "none": gb.corral_config(base.free_port(), up_port, ""),
             "in_process": gb.corral_config(base.free_port(), up_port, gb.golang_filter("noop")),
@@ -118,7 +97,7 @@ def main():
         for r in range(args.rounds):
             for name in bench[r % 3:] + bench[:r % 3]:
                 port, p = targets[name]
-                pids = [p.pid] + children(p.pid)
+                pids = [p.pid] + base.children(p.pid)
                 t0 = base.cpu_ticks(pids)
                 rps, total = base.run_wrk(port, args.duration, args.connections)
                 cpu_us = (base.cpu_ticks(pids) - t0) / base.CLK_TCK * 1e6 / total
@@ -131,7 +110,7 @@ def main():
         for name in ("in_process", "sandbox"):
             lat[name] = base.run_h2load_latency(targets[name][0], half, args.duration, 20, work)
         rec = recovery_ms(targets["crash"][0], args.recoveries)
-        sandbox_rss = [base.rss_kb([c]) for c in children(targets["sandbox"][1].pid)]
+        sandbox_rss = [base.rss_kb([c]) for c in base.children(targets["sandbox"][1].pid)]
         proxy_rss = {n: base.rss_kb([targets[n][1].pid]) for n in bench}
         print()
         print("| figure | no filter | no-op Go in-process | no-op Go in sandbox |")

@@ -128,7 +128,10 @@ http::FilterTrailersStatus SandboxedFilter::decodeTrailers(http::HeaderMap& trai
 
 http::FilterHeadersStatus SandboxedFilter::encodeHeaders(http::HeaderMap& headers,
                                                          bool end_stream) {
-  if (own_reply_ || mode_ != Mode::Sandboxed) {
+  // A local reply from a filter before this one reaches its encoder without the request ever
+  // having reached it: there is no sandbox stream to give it to, and it passes unchanged.
+  if (own_reply_ || mode_ != Mode::Sandboxed || link_ == nullptr) {
+    own_reply_ = own_reply_ || link_ == nullptr;
     return http::FilterHeadersStatus::Continue;
   }
   response_.headers = &headers;
@@ -390,13 +393,18 @@ bool SandboxedFilter::applyLocalReply(WireReader& r) {
     return true;
   }
   own_reply_ = true;
-  decoder_->sendLocalReply(status, body, details, [headers, status](http::HeaderMap& h) {
-    // The reply as the sandbox's chain made it (the plugin's encode phase has seen it there).
+  const size_t length = body.size();
+  decoder_->sendLocalReply(status, body, details, [headers, status, length](http::HeaderMap& h) {
+    // The reply as the sandbox's chain made it (the plugin's encode phase has seen it there);
+    // its framing is ours: a length that does not match the body would split the connection.
     h.clear();
     h.add(":status", std::to_string(status));
     for (const auto& e : headers->entries()) {
-      h.add(e.key, e.value);
+      if (e.key != "content-length" && e.key != "transfer-encoding") {
+        h.add(e.key, e.value);
+      }
     }
+    h.add("content-length", std::to_string(length));
   });
   return true;
 }

@@ -1,7 +1,7 @@
 #pragma once
-// The shared-memory channel between the proxy and a sandbox process (issue 4's groundwork; not
-// wired into the proxy yet). One memfd holds two single-producer/single-consumer byte rings, one
-// per direction; an eventfd per direction wakes a consumer that went to sleep.
+// The shared-memory channel between the proxy and a sandbox process (protocol.h says what goes
+// over it). One memfd holds two single-producer/single-consumer byte rings, one per direction;
+// an eventfd per direction wakes a consumer that went to sleep.
 //
 // Trust: the sandbox process may write anything into the shared mapping at any moment. So each
 // side keeps its own positions in private memory and only *publishes* them to the mapping; what
@@ -9,7 +9,7 @@
 // the ring into private memory before it is validated (no double reads of shared memory). A
 // check that fails makes the ring Corrupt for good: the owner kills that process, never itself.
 //
-// Wire format (version 1): the mapping starts with a header (magic "CRLC", version, ring
+// Wire format (version 2): the mapping starts with a header (magic "CRLC", version, ring
 // capacity); each ring is a control block (write position, read position, consumer-sleeping
 // flag; each on its own cache line) and `capacity` bytes of data. A message is
 // {uint32 type, uint32 length, payload, zero padding to 8 bytes}; it may wrap around the end.
@@ -32,7 +32,7 @@
 namespace corral::sandbox {
 
 constexpr uint32_t kChannelMagic = 0x434c5243;  // "CRLC"
-constexpr uint16_t kChannelVersion = 1;
+constexpr uint16_t kChannelVersion = 2;         // 2: the stream messages of protocol.h
 constexpr size_t kMessageHeaderSize = 8;
 
 struct Message {

@@ -18,7 +18,9 @@ OutputCapture::~OutputCapture() {
 void OutputCapture::take(std::string line, std::vector<std::string>& out) {
   if (failure_line_.empty() &&
       (line.rfind("panic: ", 0) == 0 || line.rfind("fatal error: ", 0) == 0 ||
-       line.rfind("SIGSEGV", 0) == 0 || line.rfind("SIGABRT", 0) == 0)) {
+       line.rfind("SIGSEGV", 0) == 0 || line.rfind("SIGABRT", 0) == 0 ||
+       line.rfind("runtime/cgo: ", 0) == 0 ||      // e.g. no memory for a thread's stack
+       line.rfind("terminate called", 0) == 0)) {  // the C++ side's (std::bad_alloc)
     failure_line_ = line;
   }
   out.push_back(std::move(line));

@@ -102,9 +102,9 @@ void send(RingWriter& out, MessageType type, const std::string& text) {
   }
 }
 
-// The memory limit where RLIMIT_DATA cannot be used (AddressSanitizer builds): resident memory
-// checked every few milliseconds; past the limit the process ends as Go does when the kernel
-// refuses it memory, so it is reported the same way.
+// The memory watch (sandbox_manager.cc says why): resident memory checked every few
+// milliseconds; past the limit the process ends as Go does when the kernel refuses it memory,
+// so it is reported the same way.
 [[noreturn]] void watchMemory(uint64_t limit) {
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   for (;;) {

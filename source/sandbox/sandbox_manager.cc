@@ -106,10 +106,14 @@ absl::Status SandboxManager::launch(const std::string& id, Entry& e, uint32_t ge
   lo.pool.restart_max = o.restart_backoff_max;
   lo.heartbeat_interval = o.heartbeat_interval;
   lo.seccomp = o.seccomp;
+  // The hard limit is RLIMIT_DATA. But a Go runtime refused memory does not always say so (it
+  // was seen crashing in its GC instead), so the process also watches its resident memory and
+  // ends with an out-of-memory report at 90% of the limit. With ASan, whose shadow memory counts
+  // against RLIMIT_DATA, the watch is the limit.
   if (kDataLimitWorks) {
     lo.data_limit_bytes = o.memory_limit_bytes;
+    lo.memory_watchdog_bytes = o.memory_limit_bytes / 10 * 9;
   } else {
-    // ASan's shadow memory counts against RLIMIT_DATA: the process watches its RSS instead.
     lo.memory_watchdog_bytes = o.memory_limit_bytes;
   }
   bool has_gomemlimit = false;
@@ -144,9 +148,9 @@ absl::Status SandboxManager::launch(const std::string& id, Entry& e, uint32_t ge
       drain_timer_->enable(std::chrono::milliseconds(50));
     }
   };
-  lo.on_exit = [lib](size_t slot, pid_t pid, const std::string& reason, bool killed) {
-    lib->onExit(slot, pid, reason, killed);
-  };
+  lo.on_exit = [lib](size_t slot, pid_t pid, const std::string& reason,
+                     const std::string& first_line,
+                     bool killed) { lib->onExit(slot, pid, reason, first_line, killed); };
   lo.on_stats = [lib](pid_t pid, std::string_view payload) { return lib->onStats(pid, payload); };
   lo.on_load_failed = [this, &e, generation, id](const std::string& message) {
     if (generation == 0) {
@@ -308,8 +312,11 @@ std::string SandboxManager::json() const {
       }
       auto f = failures.find(slot);
       if (f != failures.end()) {
-        p["last_failure"] = {{"kind", f->second.kind}, {"reason", f->second.detail}};
+        p["last_failure"] = {{"kind", f->second.kind},
+                             {"reason", f->second.detail},
+                             {"first_traceback_line", f->second.first_line}};
       }
+      p["restarts"] = e.library->slotRestarts(slot);
       procs.push_back(p);
     }
     libs.push_back({{"library_id", id},

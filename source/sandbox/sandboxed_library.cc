@@ -290,6 +290,7 @@ void SandboxedLibrary::onReady(size_t slot, pid_t pid, std::vector<std::shared_p
   bool& started = slot_started_[{generation, slot}];
   if (started) {
     counters_.restarts.inc();
+    ++slot_restarts_[{generation, slot}];
   }
   started = true;
   auto in_flight = std::make_shared<std::atomic<uint32_t>>(0);
@@ -308,7 +309,8 @@ void SandboxedLibrary::onReady(size_t slot, pid_t pid, std::vector<std::shared_p
   }
 }
 
-void SandboxedLibrary::onExit(size_t slot, pid_t pid, const std::string& reason, bool killed) {
+void SandboxedLibrary::onExit(size_t slot, pid_t pid, const std::string& reason,
+                              const std::string& first_line, bool killed) {
   stats_mirror_.forget(pid);
   auto it = live_.find(pid);
   const bool was_ready = it != live_.end();
@@ -325,13 +327,16 @@ void SandboxedLibrary::onExit(size_t slot, pid_t pid, const std::string& reason,
     kind = "killed";
     counters_.killed.inc();
   } else if (reason.find("out of memory") != std::string::npos ||
-             reason.find("cannot allocate memory") != std::string::npos) {
+             reason.find("cannot allocate memory") != std::string::npos ||
+             // The limit hit elsewhere first: the C++ host, or a new thread's stack.
+             reason.find("bad_alloc") != std::string::npos ||
+             reason.find("pthread_create failed") != std::string::npos) {
     kind = "oom";
     counters_.oom.inc();
   } else {
     counters_.crash.inc();
   }
-  last_failures_[slot] = Failure{kind, reason};
+  last_failures_[slot] = Failure{kind, reason, first_line};
   push(Update{false, pid, slot, 0, nullptr, nullptr, reason});
 }
 

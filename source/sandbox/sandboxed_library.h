@@ -144,7 +144,8 @@ public:
   // new one; see SandboxManager::reload()).
   void onReady(size_t slot, pid_t pid, std::vector<std::shared_ptr<Channel>> data,
                uint32_t generation = 0);
-  void onExit(size_t slot, pid_t pid, const std::string& reason, bool killed);
+  void onExit(size_t slot, pid_t pid, const std::string& reason, const std::string& first_line,
+              bool killed);
   // Main thread, hot reload: new streams go to `generation` (from `path`) from now on.
   void switchTo(uint32_t generation, std::string path);
   uint32_t generation() const { return generation_.load(); }
@@ -166,9 +167,15 @@ public:
   };
   std::vector<ProcessInfo> liveProcesses() const;
   struct Failure {
-    std::string kind;    // crash, oom, killed
-    std::string detail;  // the first crash line (or how it ended) and the exit
+    std::string kind;        // crash, oom, killed
+    std::string detail;      // the first crash line (or why it was killed) and how it ended
+    std::string first_line;  // the first line of the Go traceback, if it printed one
   };
+  // Replacements started in a slot of the current generation (main thread).
+  uint64_t slotRestarts(size_t slot) const {
+    auto it = slot_restarts_.find({generation_.load(), slot});
+    return it == slot_restarts_.end() ? 0 : it->second;
+  }
   // The last failure of each slot that had one (main thread).
   const std::map<size_t, Failure>& lastFailures() const { return last_failures_; }
   bool anyReady() const { return ready_count_.load() > 0; }
@@ -218,7 +225,8 @@ private:
   std::map<pid_t, Live> live_;                                // main thread
   std::map<std::pair<uint32_t, size_t>, bool> slot_started_;  // main: a later start is a restart
   std::map<size_t, Failure> last_failures_;                   // main thread
-  uint64_t start_failures_ = 0;                               // main thread
+  std::map<std::pair<uint32_t, size_t>, uint64_t> slot_restarts_;  // main thread
+  uint64_t start_failures_ = 0;                                    // main thread
   std::atomic<uint32_t> ready_count_{0};
 };
 

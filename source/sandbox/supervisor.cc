@@ -308,7 +308,7 @@ void Supervisor::onExit(Library& lib, pid_t pid) {
     CORRAL_LOG(err, "[sandbox {}] pid {} {}: {}", lib.options.label, pid, how,
                lib.last_failure[slot]);
     if (lib.options.on_exit) {
-      lib.options.on_exit(slot, pid, lib.last_failure[slot], killed);
+      lib.options.on_exit(slot, pid, lib.last_failure[slot], crash_line, killed);
     }
     armPoolTimer(lib);
     return;

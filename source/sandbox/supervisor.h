@@ -5,7 +5,8 @@
 // the pool's backoff and circuit breaker, and pings every ready process each heartbeat interval
 // — one that has not answered for three intervals is SIGKILLed (and so restarted).
 //
-// Issue 4 groundwork: nothing routes requests to these processes yet.
+// It also sends each process its Setup first, and tells its owner (SandboxManager through
+// LibraryOptions' callbacks) when a process is ready, sent stats, or is gone.
 //
 // Thread-safety: the loop's thread only.
 
@@ -34,8 +35,8 @@ struct LibraryOptions {
   bool seccomp = true;
   std::optional<uid_t> run_as;  // default: 65534 when running as root (launcher.h)
   std::optional<uint64_t> data_limit_bytes;
-  // Where RLIMIT_DATA cannot work (AddressSanitizer builds): the process watches its own
-  // resident memory and dies with Go's out-of-memory words past this.
+  // The process watches its own resident memory and ends with an out-of-memory report past
+  // this (below the hard limit: a refused allocation is not always reported as such).
   std::optional<uint64_t> memory_watchdog_bytes;
   std::vector<std::string> env;  // "K=V": the process's whole environment
   uint32_t data_channels = 0;    // one per proxy worker (fds 7.., protocol.h)
@@ -44,8 +45,11 @@ struct LibraryOptions {
   std::string yaml_path;         // of library_path, for the process's error messages
   // A process said Ready: its data channels may carry streams now.
   std::function<void(size_t slot, pid_t pid, std::vector<std::shared_ptr<Channel>> data)> on_ready;
-  // A process is gone. `reason`: its crash line or how it ended; `killed`: we killed it.
-  std::function<void(size_t slot, pid_t pid, const std::string& reason, bool killed)> on_exit;
+  // A process is gone. `reason`: its crash line or why we killed it, and how it ended;
+  // `first_line`: the first line of its Go traceback (empty if none); `killed`: we killed it.
+  std::function<void(size_t slot, pid_t pid, const std::string& reason,
+                     const std::string& first_line, bool killed)>
+      on_exit;
   // A StatsUpdate from a process; false if it is malformed (the process is killed).
   std::function<bool(pid_t pid, std::string_view payload)> on_stats;
   // A process could not load the library or its config (the message names the YAML path).

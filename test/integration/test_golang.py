@@ -373,6 +373,17 @@ def test_local_reply_in_each_phase(start_corral, upstream, isolation, phase):
     assert r.getheader("x-corral-error") is None
 
 
+def test_a_local_reply_before_a_golang_filter_passes_it(start_corral, upstream, isolation):
+    # The first filter answers in decode-headers; the reply goes through the second filter's
+    # encoder, which never saw the request.
+    filters = [golang_filter("localreply", name="first"),
+               golang_filter("headers", typed_struct(greeting="hi"), name="second")]
+    c = start_corral(golang_config(isolation, filters, upstream.port))
+    r, data = request(c.port(), "/echo", headers={"x-test-reply-phase": "decode-headers"})
+    assert r.status == 403 and data == b"denied in decode-headers"
+    assert request(c.port(), "/echo")[0].status == 200
+
+
 def test_local_reply_in_decode_trailers(start_corral, upstream, isolation):
     c = start_corral(golang_config(isolation, [golang_filter("localreply")], upstream.port))
     raw = (b"POST /echo HTTP/1.1\r\nHost: x\r\nx-test-reply-phase: decode-trailers\r\n"

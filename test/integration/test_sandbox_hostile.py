@@ -2,6 +2,7 @@
 (source/sandbox/testdata/hostile_sandbox.cc) breaks the protocol in one way per test; the proxy
 kills it, fails the stream with a clear 503, and serves on."""
 
+import http.client
 import os
 
 import pytest
@@ -44,3 +45,18 @@ def test_a_hostile_sandbox_is_killed_and_the_proxy_serves(start_corral, upstream
     # The replacement is just as hostile: answered the same way, and the proxy still serves.
     assert wait_until(lambda: http_request(c.port("evil"), "/echo")[0].status == status)
     assert http_request(c.port("plain"), "/echo")[0].status == 200
+
+
+def test_a_local_reply_cannot_lie_about_its_length(start_corral, upstream):
+    # Well-formed otherwise, so it is answered — with the framing the proxy computes: a wrong
+    # content-length from a sandbox must not split the client's connection.
+    cfg = bootstrap([listener("evil", ROUTE, http_filters=[golang_filter("noop", library_id="evil"),
+                                                           ROUTER])], [cluster("up", [upstream.port])])
+    cfg["corral"] = {"golang_libraries": {"evil": {"isolation": "sandbox",
+                                                   "env": {"HOSTILE_MODE": "lying-reply"}}}}
+    c = start_corral(cfg, extra_args=("--sandbox-binary", HOSTILE))
+    conn = http.client.HTTPConnection("127.0.0.1", c.port("evil"), timeout=5)
+    for _ in range(2):  # the same keep-alive connection, twice
+        r, body = http_request(c.port("evil"), "/echo", conn=conn)
+        assert r.status == 200 and body == b"x" * 100 and r.getheader("x-lie") == "yes"
+        assert r.getheader("content-length") == "100"

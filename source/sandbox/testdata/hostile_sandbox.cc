@@ -9,6 +9,7 @@
 //   bad-header    PassHeaders with a CR/LF header value
 //   scribble      random bytes over the ring's shared positions
 //   huge-stats    a StatsUpdate claiming a million entries
+//   lying-reply   a local reply whose content-length is not its body's (well-formed otherwise)
 
 #include <poll.h>
 #include <unistd.h>
@@ -115,6 +116,16 @@ int main(int argc, char** argv) {
         std::memcpy(base + i, &v, sizeof v);
       }
       out.write(static_cast<uint32_t>(MessageType::Idle), p);
+    } else if (mode == "lying-reply") {
+      corral::http::HeaderMap h;
+      h.add("content-length", "5");
+      h.add("x-lie", "yes");
+      w.u64(id);
+      w.u32(200);
+      w.headers(h);
+      w.bytes(std::string(100, 'x'));
+      w.bytes("lying");
+      out.write(static_cast<uint32_t>(MessageType::LocalReply), p);
     } else if (mode == "huge-stats") {
       w.u32(1000000);
       cout.write(static_cast<uint32_t>(MessageType::StatsUpdate), p);
