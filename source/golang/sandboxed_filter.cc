@@ -112,17 +112,7 @@ http::FilterTrailersStatus SandboxedFilter::decodeTrailers(http::HeaderMap& trai
   if (mode_ == Mode::Bypass) {
     return http::FilterTrailersStatus::Continue;
   }
-  request_.trailers = &trailers;
-  if (mode_ == Mode::Sandboxed) {
-    std::string p;
-    WireWriter w(p);
-    w.u64(id_);
-    w.headers(trailers);
-    link_->send(MessageType::DecodeTrailers, std::move(p));
-    request_.trailers_held = true;
-    request_.end_sent = true;
-    sent();
-  }
+  sendTrailers(MessageType::DecodeTrailers, request_, trailers);
   return http::FilterTrailersStatus::StopIteration;
 }
 
@@ -163,17 +153,7 @@ http::FilterTrailersStatus SandboxedFilter::encodeTrailers(http::HeaderMap& trai
   if (own_reply_ || mode_ == Mode::Bypass) {
     return http::FilterTrailersStatus::Continue;
   }
-  response_.trailers = &trailers;
-  if (mode_ == Mode::Sandboxed) {
-    std::string p;
-    WireWriter w(p);
-    w.u64(id_);
-    w.headers(trailers);
-    link_->send(MessageType::EncodeTrailers, std::move(p));
-    response_.trailers_held = true;
-    response_.end_sent = true;
-    sent();
-  }
+  sendTrailers(MessageType::EncodeTrailers, response_, trailers);
   return http::FilterTrailersStatus::StopIteration;
 }
 
@@ -233,6 +213,21 @@ void SandboxedFilter::applyFlow() {
     pause ? encoder_->onEncoderFilterAboveWriteBufferHighWatermark()
           : encoder_->onEncoderFilterBelowWriteBufferLowWatermark();
   }
+}
+
+void SandboxedFilter::sendTrailers(MessageType type, Direction& d, http::HeaderMap& trailers) {
+  d.trailers = &trailers;
+  if (mode_ != Mode::Sandboxed) {
+    return;  // failed closed: held until the stream ends
+  }
+  std::string p;
+  WireWriter w(p);
+  w.u64(id_);
+  w.headers(trailers);
+  link_->send(type, std::move(p));
+  d.trailers_held = true;
+  d.end_sent = true;
+  sent();
 }
 
 void SandboxedFilter::sent() {

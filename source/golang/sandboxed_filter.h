@@ -72,6 +72,7 @@ private:
   };
 
   void sendData(sandbox::MessageType type, Direction& d, http::Buffer& data, bool end_stream);
+  void sendTrailers(sandbox::MessageType type, Direction& d, http::HeaderMap& trailers);
   void sent();  // an event went out: the callback timer runs until the matching Idle
   bool applyHeaders(sandbox::WireReader& r);
   bool applyData(sandbox::WireReader& r);

@@ -255,7 +255,12 @@ void SandboxedLibrary::sync(Worker& w) {
     for (auto it = w.links.begin(); it != w.links.end(); ++it) {
       if ((*it)->pid() == u.pid) {
         (*it)->fail(u.reason);
+        // Freed from the loop, never here: sync() may run inside this very link's callback
+        // (an action completes a response, the connection starts its next request, which
+        // picks a process).
+        w.retired.push_back(std::move(*it));
         w.links.erase(it);
+        d->post([&w] { w.retired.clear(); });
         break;
       }
     }
@@ -398,6 +403,7 @@ void SandboxedLibrary::dropLinks() {
       l->fail("shutting down");
     }
     w->links.clear();
+    w->retired.clear();
     w->dispatcher.store(nullptr);
   }
 }

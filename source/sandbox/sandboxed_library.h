@@ -156,6 +156,7 @@ public:
   bool onStats(pid_t pid, std::string_view payload) { return stats_mirror_.apply(pid, payload); }
   void setSupervisor(Supervisor* supervisor) { supervisor_ = supervisor; }
   // Main thread, workers stopped: drops every link (their watches are on worker loops).
+  // (Also frees the retired ones.)
   void dropLinks();
 
   // For GET /golang/sandboxes (main thread).
@@ -200,8 +201,9 @@ private:
     std::atomic<event::Dispatcher*> dispatcher{nullptr};
     // Worker thread only:
     uint64_t seen = 0;
-    std::vector<std::unique_ptr<WorkerLink>> links;  // in slot order
-    size_t next = 0;                                 // round-robin among the active ones
+    std::vector<std::unique_ptr<WorkerLink>> links;    // in slot order
+    std::vector<std::unique_ptr<WorkerLink>> retired;  // failed, freed from the loop
+    size_t next = 0;                                   // round-robin among the active ones
   };
   struct Live {
     pid_t pid;
