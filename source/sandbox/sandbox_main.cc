@@ -194,7 +194,8 @@ int main(int argc, char** argv) {
   }
   // A c-shared Go library runs its init on a thread of its own; the first call into Go waits
   // for it. Make that call now, so a plugin that dies in init never says Ready (a GC on a fresh
-  // heap costs next to nothing).
+  // heap costs next to nothing; the SDK logs "enforcing GC" for it — not muted, as the plugin's
+  // own init logs come out during this very call).
   (*library)->exports().clean_up();
   corral::event::Dispatcher loop;
   std::unique_ptr<corral::sandbox::SandboxHost> host;
