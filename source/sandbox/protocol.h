@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <string>
 
+#include "source/config/bootstrap.h"
+
 namespace corral::sandbox {
 
 enum class MessageType : uint32_t {
@@ -55,6 +57,15 @@ enum class MessageType : uint32_t {
   Idle = 40,  // {u64 id, u64 n}: the filter is out of Go, having been given the stream's first n
               // events
 };
+
+// True for an http_filters[] entry that is a Golang filter of `library_id` (what a sandbox of
+// that library serves, and what a reload compares).
+inline bool isGolangFilterOf(const config::HttpFilter& filter, const std::string& library_id) {
+  const YAML::Node id = filter.typed_config.node["library_id"];
+  return filter.typed_config.type_url ==
+             "type.googleapis.com/envoy.extensions.filters.http.golang.v3alpha.Config" &&
+         id && id.IsScalar() && id.Scalar() == library_id;
+}
 
 // A Setup with no config: the process loads its library and serves no filter (tests).
 inline std::string emptySetup() {

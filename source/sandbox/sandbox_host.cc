@@ -17,8 +17,6 @@
 namespace corral::sandbox {
 namespace {
 
-constexpr char kGolangType[] =
-    "type.googleapis.com/envoy.extensions.filters.http.golang.v3alpha.Config";
 constexpr uint32_t kMaxEventPayload = 1 << 20;
 // Body bytes per message: well inside a ring, so a message is never too large for it.
 constexpr size_t kChunk = 256 * 1024;
@@ -162,11 +160,10 @@ public:
     if (!active) {
       return;
     }
-    InfoState now = InfoState::of(active->info());
-    if (now == reported) {
+    if (reported.sameAs(active->info())) {
       return;
     }
-    reported = std::move(now);
+    reported = InfoState::of(active->info());
     std::string p;
     WireWriter w(p);
     w.u64(id_);
@@ -339,9 +336,7 @@ absl::StatusOr<std::unique_ptr<SandboxHost>> SandboxHost::create(
                                        hcm_path,         "http." + hcm->stat_prefix + ".",
                                        concurrency,      host->stats_};
     for (const auto& filter : hcm->http_filters) {
-      const YAML::Node id = filter.typed_config.node["library_id"];
-      if (filter.typed_config.type_url != kGolangType || !id || !id.IsScalar() ||
-          id.Scalar() != library_id) {
+      if (!isGolangFilterOf(filter, library_id)) {
         continue;
       }
       auto factory = host->registry_.create(filter, context);

@@ -8,15 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include "source/common/logger.h"
+#include "source/sandbox/protocol.h"
 #include "source/sandbox/wire.h"
 
 namespace corral::sandbox {
 namespace {
 
 SandboxManager* g_current = nullptr;
-
-constexpr char kGolangType[] =
-    "type.googleapis.com/envoy.extensions.filters.http.golang.v3alpha.Config";
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kDataLimitWorks = false;  // ASan's shadow memory counts against RLIMIT_DATA
@@ -220,10 +218,8 @@ void golangFilters(const config::Bootstrap& b, const std::string& library_id,
                    std::set<std::string>* keys, std::set<std::string>* paths) {
   for (const auto& l : b.listeners) {
     for (const auto& f : l.hcm.http_filters) {
-      const YAML::Node id = f.typed_config.node["library_id"];
       const YAML::Node path = f.typed_config.node["library_path"];
-      if (f.typed_config.type_url == kGolangType && id && id.IsScalar() &&
-          id.Scalar() == library_id && path && path.IsScalar()) {
+      if (isGolangFilterOf(f, library_id) && path && path.IsScalar()) {
         keys->insert(f.typed_config.path);
         paths->insert(path.Scalar());
       }

@@ -103,6 +103,11 @@ protected:
     return o;
   }
 
+  // Every process waits for its Setup before it says Ready.
+  static RingWriter::Result sendSetup(RingWriter& out) {
+    return out.write(static_cast<uint32_t>(MessageType::Setup), emptySetup());
+  }
+
   std::unique_ptr<Channel> channel_;
   int library_fd_ = -1;
   PosixLauncher launcher_;
@@ -116,8 +121,7 @@ TEST_F(SandboxProcessTest, RunsCleanUnprivilegedAndAnswers) {
   ASSERT_TRUE(p.ok()) << p.status();
   RingReader in = channel_->proxyReader(1 << 20);
   RingWriter out = channel_->proxyWriter();
-  ASSERT_EQ(out.write(static_cast<uint32_t>(MessageType::Setup), emptySetup()),
-            RingWriter::Result::Ok);
+  ASSERT_EQ(sendSetup(out), RingWriter::Result::Ok);
   Message m;
   ASSERT_TRUE(receive(in, &m));
   ASSERT_EQ(m.type, static_cast<uint32_t>(MessageType::Ready)) << m.payload;
@@ -160,8 +164,7 @@ TEST_F(SandboxProcessTest, KilledProcessIsSeenThroughItsPidfd) {
   ASSERT_TRUE(p.ok()) << p.status();
   RingReader in = channel_->proxyReader(1 << 20);
   RingWriter out = channel_->proxyWriter();
-  ASSERT_EQ(out.write(static_cast<uint32_t>(MessageType::Setup), emptySetup()),
-            RingWriter::Result::Ok);
+  ASSERT_EQ(sendSetup(out), RingWriter::Result::Ok);
   Message m;
   ASSERT_TRUE(receive(in, &m));
   EXPECT_FALSE(launcher_.reap(p->pid));  // still running

@@ -268,22 +268,25 @@ void SandboxedLibrary::sync(Worker& w) {
 }
 
 void SandboxedLibrary::push(Update u) {
-  for (auto& wp : workers_) {
-    Worker& w = *wp;
-    {
-      std::lock_guard<std::mutex> lock(w.mu);
-      w.inbox.push_back(u);
-      w.posted.fetch_add(1, std::memory_order_acq_rel);
-    }
-    // A worker that has streams knows its loop: tell it now (a death must fail its streams at
-    // once). One that never had a stream picks the news up at its first.
-    if (event::Dispatcher* d = w.dispatcher.load(std::memory_order_acquire)) {
-      d->post([this, &w] {
-        if (w.posted.load(std::memory_order_acquire) != w.seen) {
-          sync(w);
-        }
-      });
-    }
+  for (auto& w : workers_) {
+    deliver(*w, u);
+  }
+}
+
+void SandboxedLibrary::deliver(Worker& w, Update u) {
+  {
+    std::lock_guard<std::mutex> lock(w.mu);
+    w.inbox.push_back(std::move(u));
+    w.posted.fetch_add(1, std::memory_order_acq_rel);
+  }
+  // A worker that has streams knows its loop: tell it now (a death must fail its streams at
+  // once). One that never had a stream picks the news up at its first.
+  if (event::Dispatcher* d = w.dispatcher.load(std::memory_order_acquire)) {
+    d->post([this, &w] {
+      if (w.posted.load(std::memory_order_acquire) != w.seen) {
+        sync(w);
+      }
+    });
   }
 }
 
@@ -304,13 +307,7 @@ void SandboxedLibrary::onReady(size_t slot, pid_t pid, std::vector<std::shared_p
     ready_count_.fetch_add(1);
   }
   for (size_t i = 0; i < workers_.size(); ++i) {
-    Update u{true, pid, slot, generation, data[i], in_flight, {}};
-    Worker& w = *workers_[i];
-    {
-      std::lock_guard<std::mutex> lock(w.mu);
-      w.inbox.push_back(std::move(u));
-      w.posted.fetch_add(1, std::memory_order_acq_rel);
-    }
+    deliver(*workers_[i], Update{true, pid, slot, generation, data[i], in_flight, {}});
   }
 }
 
@@ -352,18 +349,7 @@ void SandboxedLibrary::switchTo(uint32_t generation, std::string path) {
   }
   path_ = std::move(path);
   ready_count_.store(ready);
-  generation_.store(generation, std::memory_order_release);
-  // Workers see it at their next stream; tell the ones that know their loop at once.
-  for (auto& wp : workers_) {
-    Worker& w = *wp;
-    if (event::Dispatcher* d = w.dispatcher.load(std::memory_order_acquire)) {
-      d->post([this, &w] {
-        if (w.posted.load(std::memory_order_acquire) != w.seen) {
-          sync(w);
-        }
-      });
-    }
-  }
+  generation_.store(generation, std::memory_order_release);  // pick() reads it per stream
 }
 
 uint32_t SandboxedLibrary::inFlight(uint32_t generation) const {

@@ -213,7 +213,9 @@ private:
     std::shared_ptr<std::atomic<uint32_t>> in_flight;
   };
   void sync(Worker& w);
+  // An update for every worker / for one; the worker is told through a post if it has a loop.
   void push(Update u);
+  void deliver(Worker& w, Update u);
 
   const std::string id_;
   std::string path_;                     // main thread

@@ -28,6 +28,14 @@ struct InfoState {
   std::map<std::string, std::string> filter_state;
 
   static InfoState of(const http::StreamInfo& info);
+  // Whether `info` still says this (compared in place: no copy when nothing changed, the usual
+  // case on every action).
+  bool sameAs(const http::StreamInfo& info) const {
+    return route_cache_clears == info.route_cache_clears &&
+           drain == info.drain_connection_upon_completion &&
+           override_host == info.upstream_override_host &&
+           dynamic_metadata == info.dynamic_metadata && filter_state == info.filter_state;
+  }
   bool operator==(const InfoState& o) const = default;
 };
 void writeInfoState(WireWriter& w, const InfoState& s);

@@ -82,6 +82,9 @@ TEST(StreamMessagesTest, InfoStateRoundTrip) {
   readInfoState(r, back);
   EXPECT_TRUE(r.done());
   EXPECT_TRUE(back == s);
+  EXPECT_TRUE(back.sameAs(info));
+  info.filter_state["k2"] = "v2";
+  EXPECT_FALSE(back.sameAs(info));
 }
 
 TEST(StreamMessagesTest, RandomInputNeverReadsOutOfBounds) {
